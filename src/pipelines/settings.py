@@ -1,0 +1,107 @@
+"""One typed settings object, built from the environment.
+
+Every knob a deployment turns lives here with its environment variable, so the README's configuration
+table and the code cannot drift apart: `ENV_VARS` is the table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# name -> (settings field, help). The README's configuration table mirrors this mapping.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "PIPELINES_WAREHOUSE_URL": (
+        "warehouse_url",
+        "SQLAlchemy URL of the marketing warehouse; unset: the embedded PostgreSQL",
+    ),
+    "PIPELINES_STATE_DIR": ("state_dir", "where the embedded database, Airflow home and artifacts live"),
+    "PIPELINES_ARTIFACTS_DIR": (
+        "artifacts_dir",
+        "model artifacts, Data Docs, plots; default STATE_DIR/artifacts",
+    ),
+    "PIPELINES_EMBEDDED_PG_PORT": ("embedded_port", "loopback TCP port of the embedded PostgreSQL"),
+    "PIPELINES_GPU_POOL_SLOTS": ("gpu_pool_slots", "slots of the Airflow pool `gpu` created by set-up"),
+    "PIPELINES_FASHION_MNIST_DIR": (
+        "fashion_mnist_dir",
+        "folder with the Fashion-MNIST *.gz files; default the Debian package's folder",
+    ),
+    "PIPELINES_SHARED_DATA_DIR": ("shared_data_dir", "real datasets for loaders and benchmarks"),
+    "PIPELINES_DEVICE": ("device", "torch device for model tasks: auto, cpu or cuda[:N]"),
+}
+
+
+def _default_state_dir() -> Path:
+    return PROJECT_ROOT / ".local"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings. Build with `Settings.from_env()`; tests build it directly."""
+
+    warehouse_url: str | None = None
+    state_dir: Path = field(default_factory=_default_state_dir)
+    artifacts_dir: Path | None = None
+    embedded_port: int = 55432
+    gpu_pool_slots: int = 1
+    fashion_mnist_dir: Path | None = None
+    shared_data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.embedded_port <= 65535:
+            raise ConfigError(f"PIPELINES_EMBEDDED_PG_PORT must be a TCP port, got {self.embedded_port}")
+        if self.gpu_pool_slots < 1:
+            raise ConfigError(f"PIPELINES_GPU_POOL_SLOTS must be at least 1, got {self.gpu_pool_slots}")
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ConfigError(f"PIPELINES_DEVICE must be auto, cpu or cuda[:N], got {self.device!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read `PIPELINES_*` variables; an unknown one is an error (a typo must not pass silently)."""
+        env = os.environ if environ is None else environ
+        unknown = sorted(k for k in env if k.startswith("PIPELINES_") and k not in ENV_VARS)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(ENV_VARS)}")
+        values: dict[str, object] = {}
+        for name, (attr, _) in ENV_VARS.items():
+            raw = env.get(name, "").strip()
+            if not raw:
+                continue
+            if attr in ("embedded_port", "gpu_pool_slots"):
+                try:
+                    values[attr] = int(raw)
+                except ValueError:
+                    raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+            elif attr in ("state_dir", "artifacts_dir", "fashion_mnist_dir", "shared_data_dir"):
+                values[attr] = Path(raw).expanduser().resolve()
+            else:
+                values[attr] = raw
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def artifacts(self) -> Path:
+        """Folder for model artifacts, Data Docs and plots."""
+        return self.artifacts_dir or self.state_dir / "artifacts"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state_dir / "pgdata"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    def fashion_mnist_path(self) -> Path | None:
+        """The Fashion-MNIST folder to use, or None when the images are not installed anywhere known."""
+        for candidate in (self.fashion_mnist_dir, DEBIAN_FASHION_MNIST_DIR):
+            if candidate is not None and (candidate / "train-images-idx3-ubyte.gz").exists():
+                return candidate
+        return None

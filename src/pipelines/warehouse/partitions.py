@@ -1,0 +1,150 @@
+"""Bulk writes with COPY: append frames to a table, or atomically replace one business date's partition.
+
+`replace_partition` creates the day's partition on first use, empties it (or just the rows of one scope,
+such as one campaign) and streams the new rows in with COPY, all in one transaction: readers see the old
+rows until the commit and the new rows after it, and a failure at any point leaves the old rows intact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from psycopg2 import sql
+from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+NULL = r"\N"
+
+
+def partition_name(table: str, day: dt.date) -> str:
+    return f"{table}_p{day:%Y%m%d}"
+
+
+def _frames(frames: pd.DataFrame | Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
+    import pandas as pd
+
+    return [frames] if isinstance(frames, pd.DataFrame) else frames
+
+
+def _csv(frame: pd.DataFrame) -> io.StringIO:
+    """CSV for COPY: NULL as \\N, bytes as bytea hex, lists as PostgreSQL array literals."""
+    import pandas as pd
+
+    out = frame.copy(deep=False)
+    for column in out.columns:
+        series = out[column]
+        if series.dtype == object and len(series):
+            sample = series.dropna()
+            first = sample.iloc[0] if len(sample) else None
+            if isinstance(first, bytes | bytearray | memoryview):
+                out[column] = series.map(lambda v: None if v is None else "\\x" + bytes(v).hex())
+            elif isinstance(first, list | tuple):
+                out[column] = series.map(_array_literal)
+            elif isinstance(first, dict):
+                import json
+
+                out[column] = series.map(lambda v: None if v is None else json.dumps(v, sort_keys=True))
+        elif isinstance(series.dtype, pd.DatetimeTZDtype):
+            out[column] = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f%z")
+    buffer = io.StringIO()
+    out.to_csv(buffer, header=False, index=False, na_rep=NULL)
+    buffer.seek(0)
+    return buffer
+
+
+def _array_literal(value: object) -> str | None:
+    if value is None:
+        return None
+    items = ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)  # type: ignore[attr-defined]
+    return "{" + items + "}"
+
+
+def _copy(cursor: object, target: sql.Composable, frame: pd.DataFrame) -> int:
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL {})").format(
+        target, columns, sql.Literal(NULL)
+    )
+    cursor.copy_expert(statement, _csv(frame))  # type: ignore[attr-defined]
+    return len(frame)
+
+
+def copy_frames(conn: Connection, table: str, frames: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
+    """Append frames to `table` with COPY on the caller's transaction. Returns the number of rows."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        return sum(_copy(cursor, sql.Identifier(table), f) for f in _frames(frames) if len(f))
+    finally:
+        cursor.close()
+
+
+def replace_partition(
+    engine: Engine,
+    table: str,
+    day: dt.date,
+    frames: pd.DataFrame | Iterable[pd.DataFrame],
+    *,
+    date_column: str = "as_of_date",
+    scope: Mapping[str, object] | None = None,
+) -> int:
+    """Replace the rows of `table` for `day` (and `scope`, when given) with `frames`, atomically.
+
+    The frames may omit `date_column` and the scope columns (they are filled in); rows that carry a
+    different date or scope are refused before anything is written. Returns the number of rows written.
+    """
+    scope = dict(scope or {})
+    partition = partition_name(table, day)
+    with engine.begin() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(partition),
+                    sql.Identifier(table),
+                    sql.Literal(day),
+                    sql.Literal(day + dt.timedelta(days=1)),
+                )
+            )
+            if scope:
+                condition = sql.SQL(" AND ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in scope.items()
+                )
+                cursor.execute(
+                    sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(partition), condition)
+                )
+            else:
+                cursor.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(partition)))
+            written = 0
+            for frame in _frames(frames):
+                if not len(frame):
+                    continue
+                frame = _with_constants(frame, {date_column: day, **scope})
+                written += _copy(cursor, sql.Identifier(partition), frame)
+        finally:
+            cursor.close()
+    log.info("replaced %s for %s%s: %d rows", table, day, f" {scope}" if scope else "", written)
+    return written
+
+
+def _with_constants(frame: pd.DataFrame, constants: Mapping[str, object]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = frame.copy(deep=False)
+    for column, value in constants.items():
+        if column not in frame.columns:
+            frame[column] = value
+            continue
+        present = frame[column]
+        if isinstance(value, dt.date):
+            present = pd.to_datetime(present).dt.date
+        if not (present == value).all():
+            wrong = frame.loc[present != value, column].iloc[0]
+            raise ValueError(f"{column}={wrong!r} in rows written for {column}={value!r}")
+    return frame
