@@ -69,9 +69,7 @@ def _array_literal(value: object) -> str | None:
 
 def _copy(cursor: object, target: sql.Composable, frame: pd.DataFrame) -> int:
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL {})").format(
-        target, columns, sql.Literal(NULL)
-    )
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL {})").format(target, columns, sql.Literal(NULL))
     cursor.copy_expert(statement, _csv(frame))  # type: ignore[attr-defined]
     return len(frame)
 
@@ -116,9 +114,7 @@ def replace_partition(
                 condition = sql.SQL(" AND ").join(
                     sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in scope.items()
                 )
-                cursor.execute(
-                    sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(partition), condition)
-                )
+                cursor.execute(sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(partition), condition))
             else:
                 cursor.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(partition)))
             written = 0
