@@ -3,6 +3,8 @@
 -- events is the landing table for upstream feeds: it holds what arrived, exactly as it arrived. Its keys,
 -- types-in-range and references are enforced by the data-quality gate rather than by constraints, so a
 -- bad day is reported with its offending rows (and stops the models) instead of vanishing in a failed load.
+-- batch_date says which day's load delivered an event, so the gate can check that the day's events really
+-- happened on that day (a clock bug upstream shows up as events "in the future" of their batch).
 
 CREATE TABLE users (
     user_id     bigint PRIMARY KEY,
@@ -28,6 +30,7 @@ CREATE TABLE item_images (
 );
 
 CREATE TABLE events (
+    batch_date date NOT NULL,         -- the business date whose load delivered the row
     event_id   bigint,
     user_id    bigint,
     item_id    bigint,
@@ -36,7 +39,8 @@ CREATE TABLE events (
     price      numeric(12, 2),
     quantity   integer
 );
--- The gate and every as-of read select by time; per-user histories read by user then time.
+-- The gate reads one batch; as-of reads select by time; per-user histories read by user then time.
+CREATE INDEX events_batch_date_idx ON events (batch_date);
 CREATE INDEX events_event_ts_idx ON events (event_ts);
 CREATE INDEX events_user_ts_idx ON events (user_id, event_ts);
 CREATE INDEX events_event_id_idx ON events (event_id);
