@@ -1,0 +1,45 @@
+"""Shared compute helpers for the model packages: device choice and deterministic seeds.
+
+Seeds derive from (model, business date, campaign, segment, ...) so a rerun or a backfill of a date
+regenerates the same outputs on the same hardware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import TYPE_CHECKING
+
+from pipelines.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 31-bit seed from any printable parts (not Python's salted hash())."""
+    text = "\x1f".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) and ask torch for deterministic kernels."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def select_device(setting: str = "auto") -> torch.device:
+    """`auto`: CUDA when present, else CPU. An explicit `cuda` without a GPU is an error, not a fallback."""
+    import torch
+
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(setting)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"PIPELINES_DEVICE={setting} but no CUDA device is available")
+    return device
