@@ -35,7 +35,12 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     ),
     "PIPELINES_SHARED_DATA_DIR": ("shared_data_dir", "real datasets for loaders and benchmarks"),
     "PIPELINES_DEVICE": ("device", "torch device for model tasks: auto, cpu or cuda[:N]"),
+    "PIPELINES_PROFILE": (
+        "profile",
+        "production, or demo: the demo-sized model settings of pipelines.demo (make demo/airflow set it)",
+    ),
 }
+PROFILES = ("production", "demo")
 
 
 def _default_state_dir() -> Path:
@@ -54,8 +59,11 @@ class Settings:
     fashion_mnist_dir: Path | None = None
     shared_data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
     device: str = "auto"
+    profile: str = "production"
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"PIPELINES_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         if not 1 <= self.embedded_port <= 65535:
             raise ConfigError(f"PIPELINES_EMBEDDED_PG_PORT must be a TCP port, got {self.embedded_port}")
         if self.gpu_pool_slots < 1:

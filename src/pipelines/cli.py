@@ -1,0 +1,188 @@
+"""`python -m pipelines ...`: the demo, set-up, loading data, one task without Airflow, Airflow itself.
+
+Every command works on the stack that the settings describe: the embedded PostgreSQL by default, or the
+external databases named by PIPELINES_WAREHOUSE_URL and AIRFLOW__DATABASE__SQL_ALCHEMY_CONN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines.dates import parse_date
+from pipelines.errors import PipelineError
+from pipelines.settings import Settings
+
+log = logging.getLogger("pipelines")
+
+
+def _stack(settings: Settings, *, prepare: bool = False):  # noqa: ANN202 - returns pipelines.stack.Stack
+    from pipelines import stack as stack_mod
+
+    current = stack_mod.resolve(settings)
+    if prepare:
+        stack_mod.prepare(current)
+    return current
+
+
+def _engine(settings: Settings):  # noqa: ANN202
+    from pipelines.warehouse.engine import get_engine
+    from pipelines.warehouse.migrations import apply_migrations
+
+    engine = get_engine(_stack(settings).warehouse_url)
+    apply_migrations(engine)
+    return engine
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.warehouse.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(settings.pgdata, settings.embedded_port)
+    if args.action == "start":
+        print(_stack(settings).warehouse_url)
+    elif args.action == "stop":
+        server.stop()
+        print("embedded PostgreSQL stopped")
+    else:
+        print(f"embedded PostgreSQL in {settings.pgdata}: {'running' if server.is_running() else 'stopped'}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    stack = _stack(settings, prepare=True)
+    print(f"warehouse: {stack.warehouse_url}\nairflow metadata: {stack.airflow_db_url}")
+    return 0
+
+
+def _load_demo_store(engine, settings: Settings) -> None:  # noqa: ANN001
+    from pipelines.demo import DEMO_STORE
+    from pipelines.sources import StoreConfig, load_synthetic_store
+
+    summary = load_synthetic_store(engine, StoreConfig(**DEMO_STORE), settings.fashion_mnist_path())
+    print(summary)
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.sources import StoreConfig, load_synthetic_store
+
+    config = StoreConfig(
+        users=args.users, items=args.items, days=args.days, end_date=parse_date(args.end_date), seed=args.seed
+    )
+    print(load_synthetic_store(_engine(settings), config, settings.fashion_mnist_path()))
+    return 0
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines import sources
+
+    loader = {"tafeng": sources.load_tafeng, "amazon": sources.load_amazon}[args.dataset]
+    print(loader(_engine(settings), Path(args.path)))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from pipelines import tasks
+
+    summary = tasks.STEPS[args.step](_engine(settings), parse_date(args.date), settings, json.loads(args.params))
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.report import build_report, format_report
+
+    print(format_report(build_report(_engine(settings), parse_date(args.date))))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.demo import DEMO_DATE
+    from pipelines.report import build_report, format_report
+    from pipelines.stack import dags_test
+    from pipelines.warehouse.engine import get_engine
+
+    started = time.monotonic()
+    print("1/4 databases and Airflow set-up (embedded PostgreSQL unless configured otherwise)")
+    stack = _stack(settings, prepare=True)
+    engine = get_engine(stack.warehouse_url)
+    print("2/4 generating and loading the sample store")
+    _load_demo_store(engine, settings)
+    print(f"3/4 running marketing_daily for {DEMO_DATE} as a real Airflow DAG run (airflow dags test)")
+    code = dags_test(stack, "marketing_daily", {"business_date": DEMO_DATE.isoformat()})
+    print("4/4 what the run wrote\n")
+    print(format_report(build_report(engine, DEMO_DATE)))
+    print(f"\nartifacts: {settings.artifacts}")
+    print(f"warehouse: {stack.warehouse_url}")
+    print(f"finished in {time.monotonic() - started:.0f} s; `make airflow` opens the same results in the UI")
+    return code
+
+
+def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
+    stack = _stack(settings, prepare=args.airflow_args[:1] == ["standalone"])
+    if args.airflow_args[:1] == ["standalone"]:
+        print(
+            f"Airflow UI: http://localhost:8080 (user admin; password in {settings.airflow_home}/"
+            "simple_auth_manager_passwords.json.generated)"
+        )
+    os.execvpe(sys.executable, [sys.executable, "-m", "airflow", *args.airflow_args], stack.airflow_env())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status"])
+    db.set_defaults(func=cmd_db)
+
+    sub.add_parser("setup", help="databases, migrations, Airflow metadata, pool gpu, connection").set_defaults(
+        func=cmd_setup
+    )
+    sub.add_parser("demo", help="set up, load the sample store, run marketing_daily once, print it").set_defaults(
+        func=cmd_demo
+    )
+
+    gen = sub.add_parser("generate", help="generate and load a synthetic store (replaces the source tables)")
+    gen.add_argument("--users", type=int, default=5_000)
+    gen.add_argument("--items", type=int, default=1_000)
+    gen.add_argument("--days", type=int, default=60)
+    gen.add_argument("--end-date", required=True, help="last business date of the store, YYYY-MM-DD")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.set_defaults(func=cmd_generate)
+
+    load = sub.add_parser("load", help="load a real dataset (replaces the source tables)")
+    load.add_argument("dataset", choices=["tafeng", "amazon"])
+    load.add_argument("path")
+    load.set_defaults(func=cmd_load)
+
+    run = sub.add_parser("run", help="run one task function for a date, without Airflow")
+    run.add_argument("step")
+    run.add_argument("--date", required=True)
+    run.add_argument("--params", default="{}", help='the run params as JSON, e.g. {"force_promote": true}')
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="what was written for a business date")
+    report.add_argument("--date", required=True)
+    report.set_defaults(func=cmd_report)
+
+    af = sub.add_parser("airflow", help="the Airflow CLI on this stack, e.g. `airflow standalone`")
+    af.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    af.set_defaults(func=cmd_airflow)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args, Settings.from_env())
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

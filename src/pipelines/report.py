@@ -1,0 +1,88 @@
+"""What a run wrote for a business date: rows per output partition, the data-quality verdict, models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+# Output table -> its partition key column.
+OUTPUT_TABLES: dict[str, str] = {
+    "dq_results": "as_of_date",
+    "user_profiles": "as_of_date",
+    "segments": "as_of_date",
+    "recommendations": "as_of_date",
+    "ad_creatives": "campaign_date",
+}
+
+
+def build_report(engine: Engine, as_of: dt.date) -> dict[str, Any]:
+    """Row counts of every output partition for `as_of`, the gate's verdict and the day's model runs."""
+    with engine.connect() as conn:
+        rows = {
+            table: conn.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE {column} = :d"),  # names from the constant above
+                {"d": as_of},
+            ).scalar_one()
+            for table, column in OUTPUT_TABLES.items()
+        }
+        dq = conn.execute(
+            sa.text(
+                """SELECT count(*) FILTER (WHERE success) AS passed,
+                          count(*) FILTER (WHERE NOT success AND severity = 'critical') AS critical_failed,
+                          count(*) FILTER (WHERE NOT success AND severity = 'warning') AS warnings
+                   FROM dq_results WHERE as_of_date = :d"""
+            ),
+            {"d": as_of},
+        ).one()
+        models = conn.execute(
+            sa.text(
+                """SELECT model_name, version, status FROM model_runs
+                   WHERE as_of_date = :d ORDER BY model_name, created_at"""
+            ),
+            {"d": as_of},
+        ).all()
+    if rows["dq_results"] == 0:
+        verdict = "not run"
+    elif dq.critical_failed:
+        verdict = "fail"
+    else:
+        verdict = "warn" if dq.warnings else "pass"
+    return {
+        "business_date": as_of.isoformat(),
+        "rows": rows,
+        "data_quality": {
+            "verdict": verdict,
+            "passed": dq.passed,
+            "critical_failed": dq.critical_failed,
+            "warnings": dq.warnings,
+        },
+        "models": [{"model": m.model_name, "version": m.version, "status": m.status} for m in models],
+    }
+
+
+def write_report(report: dict[str, Any], artifacts: Path) -> Path:
+    path = artifacts / "reports" / f"{report['business_date']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A few readable lines for the terminal and the task log."""
+    dq = report["data_quality"]
+    lines = [
+        f"Business date {report['business_date']}",
+        f"  data quality: {dq['verdict']} ({dq['passed']} passed, {dq['critical_failed']} critical failed, "
+        f"{dq['warnings']} warnings)",
+        "  rows written:",
+        *(f"    {table:<16} {count:>10,}" for table, count in report["rows"].items()),
+    ]
+    if report["models"]:
+        lines.append("  models:")
+        lines += [f"    {m['model']:<16} {m['version']} ({m['status']})" for m in report["models"]]
+    return "\n".join(lines)

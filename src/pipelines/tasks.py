@@ -1,0 +1,65 @@
+"""One plain function per DAG task: (engine, business date, settings, run params) -> small summary.
+
+Each imports its model package inside the function, so importing this module stays cheap, and each can
+be called from tests or the CLI without Airflow. Config overrides come from the run's `overrides` param,
+keyed by stage; an unknown stage or key is an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+
+from pipelines.config import apply_overrides
+from pipelines.errors import ConfigError
+from pipelines.settings import Settings
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C")
+STAGES = ("quality",)
+
+
+def stage_overrides(params: Mapping[str, Any], stage: str) -> Mapping[str, Any]:
+    """The overrides for one stage from the run's params, after checking every stage name."""
+    overrides = params.get("overrides") or {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"the 'overrides' param must be an object keyed by stage, got {overrides!r}")
+    unknown = sorted(set(overrides) - set(STAGES))
+    if unknown:
+        raise ConfigError(f"unknown stage(s) in overrides: {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    return overrides.get(stage) or {}
+
+
+def stage_config(default: C, stage: str, settings: Settings, params: Mapping[str, Any]) -> C:
+    """defaults -> the settings profile's overrides (pipelines.demo) -> the run's overrides."""
+    from pipelines.demo import PROFILE_OVERRIDES
+
+    profiled = apply_overrides(default, PROFILE_OVERRIDES[settings.profile].get(stage))
+    return apply_overrides(profiled, stage_overrides(params, stage))
+
+
+def check_data_quality(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    from pipelines.quality import GateConfig, run_quality_gate
+
+    config = stage_config(GateConfig(), "quality", settings, params)
+    return run_quality_gate(engine, as_of, settings.artifacts, config).summary()
+
+
+def publish_report(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    from pipelines.report import build_report, format_report, write_report
+
+    report = build_report(engine, as_of)
+    path = write_report(report, settings.artifacts)
+    log.info("run report for %s (%s):\n%s", as_of, path, format_report(report))
+    return {"report": str(path), **report}
+
+
+STEPS: dict[str, Callable[[Engine, dt.date, Settings, Mapping[str, Any]], dict]] = {
+    "check_data_quality": check_data_quality,
+    "publish_report": publish_report,
+}
