@@ -54,6 +54,15 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    if args.create_databases:
+        from sqlalchemy.engine import make_url
+
+        from pipelines.stack import AIRFLOW_DB_ENV
+        from pipelines.warehouse.engine import ensure_database
+
+        for url in (settings.warehouse_url, os.environ.get(AIRFLOW_DB_ENV)):
+            if url:
+                ensure_database(url, make_url(url).database)
     stack = _stack(settings, prepare=True)
     print(f"warehouse: {stack.warehouse_url}\nairflow metadata: {stack.airflow_db_url}")
     return 0
@@ -142,9 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["start", "stop", "status"])
     db.set_defaults(func=cmd_db)
 
-    sub.add_parser("setup", help="databases, migrations, Airflow metadata, pool gpu, connection").set_defaults(
-        func=cmd_setup
-    )
+    setup = sub.add_parser("setup", help="databases, migrations, Airflow metadata, pool gpu, connection")
+    setup.add_argument("--create-databases", action="store_true", help="create the external databases when missing")
+    setup.set_defaults(func=cmd_setup)
     sub.add_parser("demo", help="set up, load the sample store, run marketing_daily once, print it").set_defaults(
         func=cmd_demo
     )
