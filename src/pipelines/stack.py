@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -42,6 +43,8 @@ class Stack:
     def airflow_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for any Airflow process of this stack (CLI, standalone, `dags test`)."""
         env = dict(os.environ if base is None else base)
+        # `airflow standalone` starts its components as `airflow ...`: this interpreter's bin first.
+        env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
         env.update(
             {
                 "AIRFLOW_HOME": str(self.settings.airflow_home),

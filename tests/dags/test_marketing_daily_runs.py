@@ -1,0 +1,133 @@
+"""Real marketing_daily DAG runs (dag.test in a subprocess on the test stack) on a tiny generated store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.report import OUTPUT_TABLES
+from pipelines.settings import PROJECT_ROOT
+from pipelines.sources import TINY_STORE, load_synthetic_store
+from pipelines.stack import Stack
+from pipelines.warehouse.engine import get_engine
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+
+END = TINY_STORE.end_date
+
+# Runs one DAG run the way `airflow dags test` does and prints the run's and each task's final state.
+_DAG_TEST = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1]).get_dag("marketing_daily")
+logical_date = None if sys.argv[2] == "none" else __import__("datetime").datetime.fromisoformat(sys.argv[2])
+run = dag.test(logical_date=logical_date, run_conf=json.loads(sys.argv[3]))
+states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
+"""
+
+
+def run_dag(stack: Stack, conf: dict[str, Any], logical_date: str = "none") -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _DAG_TEST, str(PROJECT_ROOT / "dags"), logical_date, json.dumps(conf)],
+        env=stack.airflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"the DAG run did not finish:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return {**json.loads(lines[-1][len("RESULT ") :]), "log": done.stdout + done.stderr}
+
+
+def snapshot(engine: Engine, day: dt.date) -> dict[str, list[tuple]]:
+    """Every output row of a business date, sorted, for exact comparison."""
+    with engine.connect() as conn:
+        return {
+            table: sorted(
+                (
+                    tuple(str(v) for v in row)
+                    for row in conn.execute(sa.text(f"SELECT * FROM {table} WHERE {col} = :d"), {"d": day})
+                ),
+            )
+            for table, col in OUTPUT_TABLES.items()
+        }
+
+
+@pytest.fixture(scope="module")
+def warehouse(airflow_stack: Stack) -> Engine:
+    engine = get_engine(airflow_stack.warehouse_url)
+    load_synthetic_store(engine, TINY_STORE, airflow_stack.settings.fashion_mnist_path())
+    return engine
+
+
+@pytest.fixture(scope="module")
+def first_run(airflow_stack: Stack, warehouse: Engine) -> dict[str, Any]:
+    return run_dag(airflow_stack, {"business_date": END.isoformat()})
+
+
+def test_full_run_writes_the_expected_partitions(
+    first_run: dict[str, Any], warehouse: Engine, airflow_stack: Stack
+) -> None:
+    assert first_run["state"] == "success", first_run["log"][-3000:]
+    assert set(first_run["tasks"].values()) == {"success"}
+    rows = {table: len(r) for table, r in snapshot(warehouse, END).items()}
+    assert rows["dq_results"] > 0
+    report = json.loads((airflow_stack.settings.artifacts / "reports" / f"{END}.json").read_text())
+    assert report["rows"] == rows and report["data_quality"]["verdict"] in ("pass", "warn")
+
+
+def test_rerun_of_a_date_leaves_identical_rows(
+    first_run: dict[str, Any], warehouse: Engine, airflow_stack: Stack
+) -> None:
+    before = snapshot(warehouse, END)
+    again = run_dag(airflow_stack, {"business_date": END.isoformat()})
+    assert again["state"] == "success"
+    assert snapshot(warehouse, END) == before
+
+
+def test_critical_failure_stops_the_run_and_keeps_the_last_good_outputs(
+    first_run: dict[str, Any], warehouse: Engine, airflow_stack: Stack
+) -> None:
+    before = snapshot(warehouse, END)
+    with warehouse.begin() as conn:
+        conn.execute(
+            sa.text(
+                """INSERT INTO events (batch_date, event_id, user_id, item_id, event_type, event_ts, price, quantity)
+               SELECT batch_date, 999999999, user_id, item_id, 'purchase', event_ts, -5, 1
+               FROM events WHERE batch_date = :d LIMIT 1"""
+            ),
+            {"d": END},
+        )
+    try:
+        failed = run_dag(airflow_stack, {"business_date": END.isoformat()})
+    finally:
+        with warehouse.begin() as conn:
+            conn.execute(sa.text("DELETE FROM events WHERE event_id = 999999999"))
+    assert failed["state"] == "failed"
+    assert failed["tasks"]["check_data_quality"] == "failed"
+    assert all(state == "upstream_failed" for task, state in failed["tasks"].items() if task != "check_data_quality")
+    assert "price" in failed["log"] and "999999999" in failed["log"]  # the message names the rule and the row
+    after = snapshot(warehouse, END)
+    for table in OUTPUT_TABLES:
+        if table != "dq_results":  # the gate records its verdict; every model output stays as it was
+            assert after[table] == before[table], table
+    with warehouse.connect() as conn:
+        failures = conn.execute(
+            sa.text("SELECT count(*) FROM dq_results WHERE as_of_date = :d AND NOT success AND severity = 'critical'"),
+            {"d": END},
+        ).scalar_one()
+    assert failures >= 1
+
+
+def test_manual_run_without_logical_date_or_param_is_refused(airflow_stack: Stack, warehouse: Engine) -> None:
+    refused = run_dag(airflow_stack, {})
+    assert refused["state"] == "failed"
+    assert "needs the 'business_date' parameter" in refused["log"]
