@@ -1,0 +1,190 @@
+"""Great Expectations expectations for one business date's batch of events, built from the catalogue.
+
+Two suites: `schema` runs on the `events` table itself (column types come from the catalogue, which a
+query cannot report), `batch` runs on the query `events WHERE batch_date = D`. Checks that need other
+tables (earlier batches, users, items) are `UnexpectedRowsExpectation`s whose SQL joins the batch to
+them on the server; nothing is pulled into Python. Each expectation carries its catalogue name, table,
+column and the context a reader needs in `meta`, and its severity in GX's own `severity` field (Data Docs
+shows it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipelines.quality.checks import CHECKS, COLUMN_TYPES, EVENT_COLUMNS, EVENT_TYPES, KEY_COLUMNS
+from pipelines.quality.config import GateConfig
+from pipelines.quality.volume import VolumeBaseline
+from pipelines.warehouse.reads import day_bounds
+
+if TYPE_CHECKING:
+    from great_expectations.expectations import Expectation
+
+SCHEMA_SUITE = "schema"
+BATCH_SUITE = "batch"
+SCHEMA_CHECKS = frozenset({"events.schema.columns", *(f"events.{column}.type" for column in COLUMN_TYPES)})
+
+
+def batch_query(day: dt.date) -> str:
+    """The day's batch. The date is a `datetime.date`, so its ISO form is safe to inline."""
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        raise TypeError(f"the business date must be a datetime.date, got {day!r}")
+    return f"SELECT * FROM events WHERE batch_date = DATE '{day.isoformat()}'"
+
+
+@dataclass(frozen=True)
+class SuiteInputs:
+    """Everything the expectations depend on besides the data: the date, the config, the volume history."""
+
+    day: dt.date
+    config: GateConfig
+    baseline: VolumeBaseline
+
+
+def _schema_columns(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    return gx.expectations.ExpectTableColumnsToMatchSet(column_set=list(EVENT_COLUMNS), exact_match=False)
+
+
+def _column_type(column: str) -> Callable[[SuiteInputs], Expectation]:
+    def build(inputs: SuiteInputs) -> Expectation:
+        import great_expectations as gx
+
+        return gx.expectations.ExpectColumnValuesToBeInTypeList(column=column, type_list=list(COLUMN_TYPES[column]))
+
+    return build
+
+
+def _not_empty(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    return gx.expectations.ExpectTableRowCountToBeBetween(min_value=1, max_value=None)
+
+
+def _volume(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    bounds = inputs.baseline.bounds(inputs.config.volume_tolerance)
+    if bounds is None:  # no history yet: record the count, pass, and say why
+        return gx.expectations.ExpectTableRowCountToBeBetween(min_value=0, max_value=None)
+    return gx.expectations.ExpectTableRowCountToBeBetween(min_value=bounds[0], max_value=bounds[1])
+
+
+def _not_null(column: str) -> Callable[[SuiteInputs], Expectation]:
+    def build(inputs: SuiteInputs) -> Expectation:
+        import great_expectations as gx
+
+        return gx.expectations.ExpectColumnValuesToNotBeNull(column=column)
+
+    return build
+
+
+def _unique(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    return gx.expectations.ExpectColumnValuesToBeUnique(column="event_id")
+
+
+def _unexpected_rows(query: str) -> Expectation:
+    import great_expectations as gx
+
+    return gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=query)
+
+
+# Every query joins, so GX substitutes `{batch}` as a bare parenthesised subquery and we alias it `b`.
+def _unique_vs_earlier(inputs: SuiteInputs) -> Expectation:
+    return _unexpected_rows(
+        f"""SELECT b.*, earlier.batch_date AS earlier_batch_date
+FROM {{batch}} AS b
+JOIN LATERAL (
+    SELECT e.batch_date FROM events AS e
+    WHERE e.event_id = b.event_id AND e.batch_date < DATE '{inputs.day.isoformat()}'
+    ORDER BY e.batch_date LIMIT 1
+) AS earlier ON true"""
+    )
+
+
+def _event_type(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    return gx.expectations.ExpectColumnValuesToBeInSet(column="event_type", value_set=list(EVENT_TYPES))
+
+
+def _non_negative_price(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    return gx.expectations.ExpectColumnValuesToBeBetween(column="price", min_value=0)
+
+
+def _category_price(inputs: SuiteInputs) -> Expectation:
+    # Negative prices are the non-negative check's finding; this one looks only at the rest.
+    factor = float(inputs.config.price_factor)
+    return _unexpected_rows(
+        f"""SELECT b.*, i.category, r.low AS category_low, r.high AS category_high
+FROM {{batch}} AS b
+JOIN items AS i ON i.item_id = b.item_id
+JOIN (
+    SELECT category, min(price) / {factor!r} AS low, max(price) * {factor!r} AS high
+    FROM items GROUP BY category
+) AS r ON r.category = i.category
+WHERE b.price >= 0 AND (b.price < r.low OR b.price > r.high)"""
+    )
+
+
+def _in_business_date(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    start, end = day_bounds(inputs.day)
+    return gx.expectations.ExpectColumnValuesToBeBetween(
+        column="event_ts", min_value=start, max_value=end, strict_max=True
+    )
+
+
+def _references(column: str, table: str) -> Callable[[SuiteInputs], Expectation]:
+    def build(inputs: SuiteInputs) -> Expectation:
+        return _unexpected_rows(
+            f"""SELECT b.*
+FROM {{batch}} AS b
+LEFT JOIN {table} AS ref ON ref.{column} = b.{column}
+WHERE b.{column} IS NOT NULL AND ref.{column} IS NULL"""
+        )
+
+    return build
+
+
+BUILDERS: dict[str, Callable[[SuiteInputs], Expectation]] = {
+    "events.schema.columns": _schema_columns,
+    **{f"events.{column}.type": _column_type(column) for column in COLUMN_TYPES},
+    "events.batch.not_empty": _not_empty,
+    "events.volume.trailing_mean": _volume,
+    **{f"events.{column}.not_null": _not_null(column) for column in KEY_COLUMNS},
+    "events.event_id.unique": _unique,
+    "events.event_id.unique_vs_earlier": _unique_vs_earlier,
+    "events.event_type.allowed": _event_type,
+    "events.price.non_negative": _non_negative_price,
+    "events.price.category_range": _category_price,
+    "events.event_ts.in_business_date": _in_business_date,
+    "events.user_id.references_users": _references("user_id", "users"),
+    "events.item_id.references_items": _references("item_id", "items"),
+}
+
+
+def build_expectations(inputs: SuiteInputs) -> dict[str, list[Expectation]]:
+    """Suite name -> expectations, in catalogue order, each tagged with its check and severity."""
+    suites: dict[str, list[Expectation]] = {SCHEMA_SUITE: [], BATCH_SUITE: []}
+    for check in CHECKS:
+        expectation = BUILDERS[check.name](inputs)
+        meta: dict[str, Any] = {"name": check.name, "table": check.table, "column": check.column}
+        notes = [f"{check.name}: fails on {check.explains}."]
+        if check.name == "events.volume.trailing_mean":
+            meta["context"] = inputs.baseline.describe(inputs.config.volume_tolerance)
+            notes += [f"{key}: {value}" for key, value in meta["context"].items()]
+        expectation.meta = meta
+        expectation.notes = notes
+        expectation.severity = inputs.config.severity_of(check.name)
+        suites[SCHEMA_SUITE if check.name in SCHEMA_CHECKS else BATCH_SUITE].append(expectation)
+    return suites

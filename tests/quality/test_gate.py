@@ -1,0 +1,159 @@
+"""The data-quality gate against real PostgreSQL: one validation per date, shared by the tests that read it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.errors import DataQualityError
+from pipelines.quality import CHECKS, GateConfig, GateReport, run_quality_gate
+from pipelines.quality.validation import APPLICATION_NAME
+from tests.quality.store import BAD, BAD_ROWS, CLEAN, EMPTY, FIRST, WARN, dq_rows, load_store
+
+pytestmark = pytest.mark.integration
+
+ALL_NAMES = {check.name for check in CHECKS}
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="module")
+def clean_report(store_engine: Engine, artifacts: Path) -> GateReport:
+    return run_quality_gate(store_engine, CLEAN, artifacts)
+
+
+@pytest.fixture(scope="module")
+def warn_report(store_engine: Engine, artifacts: Path) -> GateReport:
+    return run_quality_gate(store_engine, WARN, artifacts)
+
+
+@pytest.fixture(scope="module")
+def bad_day(store_engine: Engine, artifacts: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The error message and the dq_results rows of the day with one bad row per class of bad input."""
+    with pytest.raises(DataQualityError) as caught:
+        run_quality_gate(store_engine, BAD, artifacts)
+    return str(caught.value), dq_rows(store_engine, BAD)
+
+
+def test_clean_day_passes_and_writes_one_row_per_expectation(clean_report: GateReport, store_engine: Engine) -> None:
+    assert clean_report.verdict == "pass"
+    assert clean_report.events_checked == 10
+    rows = dq_rows(store_engine, CLEAN)
+    assert set(rows) == ALL_NAMES
+    assert all(row["success"] for row in rows.values())
+    assert rows["events.volume.trailing_mean"]["observed_value"]["trailing_mean"] == 10
+    assert rows["events.price.non_negative"]["expectation_type"] == "expect_column_values_to_be_between"
+    assert rows["events.user_id.references_users"]["expectation_type"] == "unexpected_rows_expectation"
+    summary = json.loads(json.dumps(clean_report.summary()))
+    assert summary["verdict"] == "pass" and summary["expectations"] == len(ALL_NAMES) == summary["passed"]
+
+
+def test_data_docs_index_is_written_under_the_artifacts_dir(clean_report: GateReport, artifacts: Path) -> None:
+    assert clean_report.data_docs == artifacts / "data_docs" / CLEAN.isoformat() / "index.html"
+    assert clean_report.data_docs.is_file()
+    (batch_page,) = clean_report.data_docs.parent.glob("validations/events_batch/**/*.html")
+    html = batch_page.read_text()
+    assert "values must never be null" in html and "ref.user_id IS NULL" in html
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ROWS))
+def test_each_class_of_bad_input_is_caught_with_its_bad_row(
+    bad_day: tuple[str, dict[str, dict[str, Any]]], name: str
+) -> None:
+    message, rows = bad_day
+    event_id, _ = BAD_ROWS[name]
+    row = rows[name]
+    assert row["success"] is False and row["severity"] == "critical"
+    assert row["unexpected_count"] >= 1
+    assert event_id in [bad["event_id"] for bad in row["unexpected_sample"]]
+    assert f"- {name} (" in message
+    assert f'"event_id": {json.dumps(event_id)}' in message.split(f"- {name} (", 1)[1].split("\n  - ", 1)[0]
+
+
+def test_bad_rows_trip_only_their_own_checks(bad_day: tuple[str, dict[str, dict[str, Any]]]) -> None:
+    message, rows = bad_day
+    critical = {name for name, row in rows.items() if not row["success"] and row["severity"] == "critical"}
+    assert critical == set(BAD_ROWS)
+    assert rows["events.price.category_range"]["unexpected_sample"][0]["category_high"] == 150
+    assert rows["events.event_id.unique_vs_earlier"]["unexpected_sample"][0]["earlier_batch_date"] == "2024-03-08"
+    assert message.startswith(f"data-quality gate failed for events of {BAD}: {len(BAD_ROWS)} critical check(s)")
+
+
+def test_empty_day_is_a_critical_failure_with_a_clear_message(store_engine: Engine, artifacts: Path) -> None:
+    with pytest.raises(DataQualityError, match=r"events\.batch\.not_empty .*the batch is empty"):
+        run_quality_gate(store_engine, EMPTY, artifacts)
+    rows = dq_rows(store_engine, EMPTY)
+    assert rows["events.batch.not_empty"]["success"] is False
+    assert rows["events.volume.trailing_mean"]["severity"] == "warning"
+
+
+def test_volume_deviation_is_a_warning_that_does_not_block(warn_report: GateReport, store_engine: Engine) -> None:
+    assert warn_report.verdict == "warn"
+    assert warn_report.summary()["warnings"] == ["events.volume.trailing_mean"]
+    volume = dq_rows(store_engine, WARN)["events.volume.trailing_mean"]
+    assert volume["success"] is False and volume["severity"] == "warning"
+    assert volume["observed_value"] == {"observed": 30, "trailing_mean": 10.0, "history_days": 7, "allowed": [5, 15]}
+
+
+def test_rerun_replaces_the_dates_results_and_severity_overrides_apply(
+    warn_report: GateReport, store_engine: Engine, artifacts: Path
+) -> None:
+    assert dq_rows(store_engine, WARN)["events.volume.trailing_mean"]["severity"] == "warning"
+    strict = GateConfig(severity={"events.volume.trailing_mean": "critical"})
+    with pytest.raises(DataQualityError, match=r"events\.volume\.trailing_mean"):
+        run_quality_gate(store_engine, WARN, artifacts, strict)
+    rows = dq_rows(store_engine, WARN)
+    assert set(rows) == ALL_NAMES
+    assert rows["events.volume.trailing_mean"]["severity"] == "critical"
+
+
+@pytest.fixture(scope="module")
+def first_day_with_a_wrong_type(
+    new_database: Callable[[], Engine], artifacts: Path
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """A store whose events.quantity is text, validated on its first day (so without volume history)."""
+    engine = new_database()
+    load_store(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE events ALTER COLUMN quantity TYPE text")
+    with pytest.raises(DataQualityError) as caught:
+        run_quality_gate(engine, FIRST, artifacts)
+    return str(caught.value), dq_rows(engine, FIRST)
+
+
+def test_a_column_of_the_wrong_type_fails_the_schema_check(
+    first_day_with_a_wrong_type: tuple[str, dict[str, dict[str, Any]]],
+) -> None:
+    message, rows = first_day_with_a_wrong_type
+    assert "events.quantity.type (expect_column_values_to_be_in_type_list on events.quantity)" in message
+    assert 'observed "TEXT"' in message
+    assert {name for name, row in rows.items() if not row["success"]} == {"events.quantity.type"}
+
+
+def test_first_day_without_history_passes_the_volume_check_with_a_note(
+    first_day_with_a_wrong_type: tuple[str, dict[str, dict[str, Any]]],
+) -> None:
+    _, rows = first_day_with_a_wrong_type
+    volume = rows["events.volume.trailing_mean"]
+    assert volume["success"] is True
+    assert volume["observed_value"] == {
+        "observed": 10,
+        "note": "no events in the 7 days before: nothing to compare the volume with",
+    }
+
+
+def test_gate_leaves_no_connection_of_its_own_open(store_engine: Engine, clean_report: GateReport) -> None:
+    with store_engine.connect() as conn:
+        left = conn.execute(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"), {"app": APPLICATION_NAME}
+        ).scalar()
+    assert left == 0
