@@ -1,0 +1,125 @@
+"""Replace the source tables' contents in one transaction, streaming frames in with COPY.
+
+Every source (the generator, Ta-Feng, Amazon) hands over `(table, frames)` pairs, lazily: frames are
+produced while earlier ones are written, so memory stays bounded by one frame. Nothing is visible to
+readers until the commit, and any error (a malformed line found half-way through a file included)
+rolls everything back: the tables keep what they held before.
+
+TRUNCATE ... CASCADE also empties the outputs that reference the source tables by foreign key
+(user_profiles, ad_creatives): they describe a store that no longer exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from pipelines.sources.binary_copy import copy_events
+from pipelines.warehouse.partitions import copy_frames
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SOURCE_TABLES = ("users", "items", "item_images", "events", "campaigns")
+PROGRESS_EVERY_S = 5.0
+INDEX_BUILD_MEMORY = "512MB"  # per index build, for this transaction only
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What a load wrote: rows per table, wall time, throughput."""
+
+    source: str
+    rows: Mapping[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.total_rows / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{table} {n:,}" for table, n in self.rows.items())
+        return f"{self.source}: {counts} in {self.seconds:.1f} s ({self.rows_per_s:,.0f} rows/s)"
+
+
+def replace_source_tables(
+    engine: Engine, source: str, tables: Iterable[tuple[str, Iterable[pd.DataFrame]]]
+) -> LoadSummary:
+    """Empty every source table, then COPY each `(table, frames)` in order; all in one transaction.
+
+    Events go through the binary COPY of `binary_copy` (the bulk of every load); the other tables
+    through warehouse.partitions.copy_frames.
+    """
+    started = time.monotonic()
+    rows: dict[str, int] = {table: 0 for table in SOURCE_TABLES}
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(SOURCE_TABLES)} CASCADE")
+        for table, frames in tables:
+            if table not in SOURCE_TABLES:
+                raise ValueError(f"{table!r} is not a source table ({', '.join(SOURCE_TABLES)})")
+            if table == "events":
+                with _indexes_built_after(conn, table):
+                    rows[table] += copy_events(conn, frames, on_frame=_Progress(source, table))
+            else:
+                rows[table] += copy_frames(conn, table, frames)
+    summary = LoadSummary(source, rows, time.monotonic() - started)
+    log.info("loaded %s", summary)
+    return summary
+
+
+@contextmanager
+def _indexes_built_after(conn: Connection, table: str) -> Iterator[None]:
+    """Drop `table`'s plain indexes for the COPY and re-create them after it, in the same transaction.
+
+    One sorted index build is ~2.5x faster than maintaining four indexes row by row (measured on 1.8M
+    events); TRUNCATE already holds the table's exclusive lock, so no reader sees it without them.
+    Indexes that back constraints stay (events has none).
+    """
+    found = conn.execute(
+        sa.text(
+            """SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+               WHERE x.indrelid = CAST(:table AS regclass)
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+               ORDER BY i.relname"""
+        ),
+        {"table": table},
+    ).all()
+    quote = conn.dialect.identifier_preparer.quote
+    for name, _ in found:
+        conn.exec_driver_sql(f"DROP INDEX {quote(name)}")
+    yield
+    started = time.monotonic()
+    conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+    for _, definition in found:
+        conn.exec_driver_sql(definition)
+    log.info("built %d indexes of %s in %.1f s", len(found), table, time.monotonic() - started)
+
+
+class _Progress:
+    """Logs rows so far and the rate every few seconds."""
+
+    def __init__(self, source: str, table: str) -> None:
+        self.source, self.table = source, table
+        self.started = self.last = time.monotonic()
+        self.done = 0
+
+    def __call__(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S:
+            rate = self.done / (now - self.started)
+            log.info("%s: %s %s rows so far, %s rows/s", self.source, self.table, f"{self.done:,}", f"{rate:,.0f}")
+            self.last = now
