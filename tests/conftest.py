@@ -11,6 +11,10 @@ import socket
 import uuid
 from collections.abc import Iterator
 
+# Idle OpenMP threads sleep instead of spinning. On a shared 2-core machine spinning torch threads fight
+# the other processes and a tiny training step runs 10-60x slower. Set before any test imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine

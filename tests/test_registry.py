@@ -51,7 +51,15 @@ def test_nan_metric_is_never_promoted() -> None:
     assert not decide(RULE, {"ndcg@10": float("nan")}, None).promote
 
 
-def _register(engine: Engine, tmp_path: Path, value: float, *, weights: float, force: bool = False):
+def _register(
+    engine: Engine,
+    tmp_path: Path,
+    value: float,
+    *,
+    weights: float,
+    force: bool = False,
+    champion_metrics: dict[str, float] | None = None,
+):
     path, sha = save_artifact({"w": torch.full((2,), weights)}, tmp_path)
     return register_and_decide(
         engine,
@@ -65,6 +73,7 @@ def _register(engine: Engine, tmp_path: Path, value: float, *, weights: float, f
         artifact_sha256=sha,
         rule=RULE,
         force=force,
+        champion_metrics=champion_metrics,
     )
 
 
@@ -83,6 +92,19 @@ def test_registry_promotes_retires_and_rejects(engine: Engine, tmp_path: Path) -
     # Re-registering the champion's own version (a rerun of the date) keeps it champion.
     again, decision = _register(engine, tmp_path, 0.06, weights=3.0)
     assert again.status == "champion" and decision.reason == "this version already is the champion"
+
+
+@pytest.mark.integration
+def test_champion_rescored_on_the_candidates_split_is_what_the_candidate_is_compared_with(
+    engine: Engine, tmp_path: Path
+) -> None:
+    first, _ = _register(engine, tmp_path, 0.05, weights=1.0)
+    # On its own (harder) split the candidate scores 0.03; the champion re-scored there gets 0.02.
+    candidate, decision = _register(engine, tmp_path, 0.03, weights=2.0, champion_metrics={"ndcg@10": 0.02})
+    assert candidate.status == "champion" and "vs champion 0.0200" in decision.reason
+    # Without re-scored figures the reference is what the champion registered with (0.03).
+    third, _ = _register(engine, tmp_path, 0.015, weights=3.0)
+    assert third.status == "rejected" and champion(engine, "toy").version == candidate.version
 
 
 def test_artifacts_are_content_addressed_and_hash_checked(tmp_path: Path) -> None:

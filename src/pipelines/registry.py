@@ -175,11 +175,14 @@ def register_and_decide(
     artifact_sha256: str,
     rule: PromotionRule,
     force: bool = False,
+    champion_metrics: Mapping[str, float] | None = None,
 ) -> tuple[ModelRun, Decision]:
     """Register a candidate and promote or reject it, in one transaction.
 
     Re-registering the same version (a rerun of the same date) updates its row; if it already is the
-    champion it stays champion. Returns the registered run (with its final status) and the decision.
+    champion it stays champion. `champion_metrics`, when given, are the champion's metrics re-measured on
+    the candidate's own evaluation (same split, same day), compared instead of those it was registered
+    with. Returns the registered run (with its final status) and the decision.
     """
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:m))"), {"m": model_name})
@@ -187,7 +190,10 @@ def register_and_decide(
         if current is not None and current.version == version:
             decision = Decision(True, "this version already is the champion")
         else:
-            decision = decide(rule, metrics, current.metrics if current else None, force=force)
+            reference = (
+                None if current is None else (champion_metrics if champion_metrics is not None else current.metrics)
+            )
+            decision = decide(rule, metrics, reference, force=force)
         if decision.promote and current is not None and current.version != version:
             conn.execute(
                 sa.text("UPDATE model_runs SET status = 'retired' WHERE model_name = :m AND version = :v"),
