@@ -1,0 +1,122 @@
+"""Strong-generalisation evaluation (Liang et al. 2018) and the two baselines it is read against.
+
+Held-out users never train the model: a random `foldin_fraction` of each one's items is folded in (fed
+to the scorer), the rest is predicted. Items folded in are excluded from the ranking. Recall@k divides by
+min(k, |targets|) and NDCG@k is normalised by the ideal DCG of min(k, |targets|) hits, as in the paper.
+Popularity and EASE (Steck, WWW 2019) are scored on exactly the same split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[sp.csr_matrix], np.ndarray]  # fold-in rows [b, n_items] -> scores [b, n_items]
+CUTOFFS = (("recall_at_20", 20), ("recall_at_50", 50), ("ndcg_at_100", 100))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Fold-in rows (weighted, as the model sees them) and binary targets of the same held-out users."""
+
+    foldin: sp.csr_matrix
+    target: sp.csr_matrix
+    user_ids: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return int(self.foldin.shape[0])
+
+
+def strong_generalisation_split(
+    matrix: sp.csr_matrix, user_ids: np.ndarray, foldin_fraction: float, min_items: int, seed: int
+) -> Split:
+    """Per held-out user with at least `min_items` items: a random `foldin_fraction` folded in, rest targets."""
+    matrix = matrix.tocsr()
+    rng = np.random.default_rng(seed)
+    counts = np.diff(matrix.indptr)
+    eligible = np.flatnonzero(counts >= min_items)
+    fold_rows, fold_cols, fold_vals, tgt_rows, tgt_cols = [], [], [], [], []
+    for out_row, row in enumerate(eligible):
+        lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
+        cols, vals = matrix.indices[lo:hi], matrix.data[lo:hi]
+        n = hi - lo
+        n_fold = min(n - 1, max(1, int(round(foldin_fraction * n))))
+        picked = np.zeros(n, dtype=bool)
+        picked[rng.choice(n, size=n_fold, replace=False)] = True
+        fold_rows.append(np.full(n_fold, out_row))
+        fold_cols.append(cols[picked])
+        fold_vals.append(vals[picked])
+        tgt_rows.append(np.full(n - n_fold, out_row))
+        tgt_cols.append(cols[~picked])
+    shape = (len(eligible), matrix.shape[1])
+
+    def _csr(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray] | None) -> sp.csr_matrix:
+        if not rows:
+            return sp.csr_matrix(shape, dtype=np.float32)
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        v = np.concatenate(vals) if vals is not None else np.ones(len(r), np.float32)
+        return sp.csr_matrix((v.astype(np.float32), (r, c)), shape=shape)
+
+    return Split(_csr(fold_rows, fold_cols, fold_vals), _csr(tgt_rows, tgt_cols, None), user_ids[eligible])
+
+
+def ranking_metrics(scorer: Scorer, split: Split, batch_size: int = 1000) -> dict[str, float]:
+    """Mean Recall@20, Recall@50 and NDCG@100 of `scorer` over the split's users (fold-in items excluded)."""
+    if split.n_users == 0:
+        return {name: float("nan") for name, _ in CUTOFFS}
+    k_max = max(k for _, k in CUTOFFS)
+    discounts = 1.0 / np.log2(np.arange(2, k_max + 2))
+    totals = dict.fromkeys((name for name, _ in CUTOFFS), 0.0)
+    for start in range(0, split.n_users, batch_size):
+        fold = split.foldin[start : start + batch_size]
+        target = split.target[start : start + batch_size]
+        scores = np.array(scorer(fold), dtype=np.float64, copy=True)  # [b, n_items]
+        scores[fold.nonzero()] = -np.inf
+        k = min(k_max, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [b, k], unordered
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)  # [b, k], best first
+        hits = np.take_along_axis(target.toarray() > 0, top, axis=1)  # [b, k]
+        n_target = np.asarray(target.getnnz(axis=1))
+        for name, cutoff in CUTOFFS:
+            c = min(cutoff, k)
+            if name.startswith("recall"):
+                totals[name] += float((hits[:, :c].sum(axis=1) / np.minimum(cutoff, n_target)).sum())
+            else:
+                dcg = (hits[:, :c] * discounts[:c]).sum(axis=1)
+                ideal = np.cumsum(discounts)[np.minimum(cutoff, n_target) - 1]
+                totals[name] += float((dcg / ideal).sum())
+    return {name: total / split.n_users for name, total in totals.items()}
+
+
+def popularity_scorer(train: sp.csr_matrix) -> Scorer:
+    """Every user gets the same ranking: the number of training users who touched each item."""
+    counts = np.asarray((train > 0).sum(axis=0), dtype=np.float64).ravel()  # [n_items]
+    return lambda rows: np.broadcast_to(counts, (rows.shape[0], counts.shape[0]))
+
+
+def ease_weights(train: sp.csr_matrix, lam: float) -> np.ndarray:
+    """EASE item-item weights B [n_items, n_items]: B = I - P diagMat(1/diag(P)), P = (X'X + lam I)^-1."""
+    started = time.perf_counter()
+    binary = (train > 0).astype(np.float64)
+    gram = (binary.T @ binary).toarray()  # [n_items, n_items]
+    gram[np.diag_indices_from(gram)] += lam
+    precision = np.linalg.inv(gram)
+    weights = precision / (-np.diag(precision))
+    weights[np.diag_indices_from(weights)] = 0.0
+    log.info("EASE: %d items, lambda %.0f, solved in %.1f s", gram.shape[0], lam, time.perf_counter() - started)
+    return weights.astype(np.float32)
+
+
+def ease_scorer(train: sp.csr_matrix, lam: float) -> Scorer:
+    """EASE scores of binarised fold-in rows (closed form, one matrix inverse)."""
+    weights = ease_weights(train, lam)
+    return lambda rows: np.asarray((rows > 0).astype(np.float32) @ weights)

@@ -1,0 +1,174 @@
+"""Rows for `user_profiles` and `segments`, the previous run they are compared with, and segment drift."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipelines.profiles.segments import PreviousSegments, Segmentation, population_stability
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Engine
+
+    from pipelines.profiles.config import ProfileConfig
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """The previous run's segments re-expressed with today's model, and who was in them."""
+
+    segments: PreviousSegments
+    member_users: np.ndarray  # [n] user ids profiled by the previous run
+    member_segments: np.ndarray  # [n] their segment ids
+    member_embeddings: np.ndarray  # [n, latent] today's model on the data as of the previous date (NaN: no data)
+
+
+def previous_segments(
+    engine: Engine, previous_date: dt.date, before_users: np.ndarray, before_embeddings: np.ndarray
+) -> PreviousRun:
+    """Read the previous run's membership and sizes; centroids are its members' mean embedding today."""
+    from pipelines.profiles.matrix import positions
+    from pipelines.warehouse.reads import read_frame
+
+    members = read_frame(
+        engine,
+        "SELECT user_id, segment_id FROM user_profiles WHERE as_of_date = :d ORDER BY user_id",
+        {"d": previous_date},
+    )
+    sizes = read_frame(
+        engine, "SELECT segment_id, size FROM segments WHERE as_of_date = :d ORDER BY segment_id", {"d": previous_date}
+    )
+    member_users = members["user_id"].to_numpy(dtype=np.int64)
+    member_segments = members["segment_id"].to_numpy(dtype=np.int64)
+    where = positions(before_users, member_users)
+    embedded = np.full((len(member_users), before_embeddings.shape[1]), np.nan, dtype=np.float32)
+    embedded[where >= 0] = before_embeddings[where[where >= 0]]
+    ids, centroids, kept_sizes = [], [], []
+    for seg_id, size in zip(sizes["segment_id"], sizes["size"], strict=True):
+        rows = embedded[(member_segments == seg_id) & (where >= 0)]
+        if len(rows):  # a segment whose members left the window cannot be located today
+            ids.append(int(seg_id))
+            centroids.append(rows.mean(axis=0))
+            kept_sizes.append(int(size))
+    latent = before_embeddings.shape[1]
+    segments = PreviousSegments(
+        previous_date,
+        np.array(ids, dtype=np.int64),
+        np.array(centroids, dtype=np.float64).reshape(len(ids), latent),
+        np.array(kept_sizes, dtype=np.int64),
+    )
+    return PreviousRun(segments, member_users, member_segments, embedded)
+
+
+def drift(
+    seg: Segmentation, embeddings: np.ndarray, previous: PreviousRun | None, config: ProfileConfig, seed: int
+) -> dict[int, dict[str, object] | None]:
+    """Per segment id: size change and PSI of its members' embeddings, previous run vs today.
+
+    None on a first run; {"new_segment": true} for an id the previous run did not have.
+    """
+    if previous is None:
+        return {int(s): None for s in seg.segment_ids}
+    rng = np.random.default_rng(seed)
+    sizes = dict(zip(previous.segments.segment_ids.tolist(), previous.segments.sizes.tolist(), strict=True))
+    out: dict[int, dict[str, object] | None] = {}
+    for seg_id, size in zip(seg.segment_ids.tolist(), seg.sizes().tolist(), strict=True):
+        if seg_id not in sizes:
+            out[seg_id] = {"new_segment": True, "previous_date": str(previous.segments.as_of_date)}
+            continue
+        before = previous.member_embeddings[previous.member_segments == seg_id]
+        before = before[~np.isnan(before).any(axis=1)]
+        now = embeddings[seg.assignment == seg_id]
+        psi = population_stability(
+            _sample(before, config.psi_sample, rng), _sample(now, config.psi_sample, rng), config.psi_bins
+        )
+        out[seg_id] = {
+            "previous_date": str(previous.segments.as_of_date),
+            "previous_size": sizes[seg_id],
+            "size_change": size - sizes[seg_id],
+            "size_change_pct": round(100.0 * (size - sizes[seg_id]) / max(sizes[seg_id], 1), 2),
+            "psi": round(psi, 4) if np.isfinite(psi) else None,
+        }
+    return out
+
+
+def _sample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    return rows if len(rows) <= limit else rows[np.sort(rng.choice(len(rows), limit, replace=False))]
+
+
+def embedding_column_type(engine: Engine) -> str:
+    """'vector' where migration 003 installed pgvector, else 'real[]'."""
+    from pipelines.warehouse.reads import read_frame
+
+    frame = read_frame(
+        engine,
+        "SELECT udt_name FROM information_schema.columns"
+        " WHERE table_name = 'user_profiles' AND column_name = 'embedding'",
+    )
+    return "vector" if frame["udt_name"].iloc[0] == "vector" else "real[]"
+
+
+def format_embeddings(embeddings: np.ndarray, column_type: str) -> list[str]:
+    """Text literals COPY accepts: '[x,y,...]' for pgvector, '{x,y,...}' for real[]."""
+    opening, closing = ("[", "]") if column_type == "vector" else ("{", "}")
+    row_format = opening + ",".join(["%.7g"] * embeddings.shape[1]) + closing
+    return [row_format % tuple(row) for row in embeddings.tolist()]
+
+
+def profile_frame(
+    engine: Engine,
+    user_ids: np.ndarray,
+    embeddings: np.ndarray,
+    assignment: np.ndarray,
+    affinity: np.ndarray,
+    names: list[str],
+    config: ProfileConfig,
+    model_version: str,
+) -> pd.DataFrame:
+    import pandas as pd
+
+    n = min(config.top_categories, len(names))
+    best = np.argsort(-affinity, axis=1, kind="stable")[:, :n]  # [users, n]
+    best_scores = np.take_along_axis(affinity, best, axis=1)
+    tops = [
+        json.dumps([{"category": names[c], "affinity": round(float(s), 4)} for c, s in zip(cols, vals, strict=True)])
+        for cols, vals in zip(best.tolist(), best_scores.tolist(), strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "user_id": user_ids,
+            "embedding": format_embeddings(embeddings, embedding_column_type(engine)),
+            "segment_id": assignment.astype(np.int64),
+            "top_categories": tops,
+            "model_version": model_version,
+        }
+    )
+
+
+def segment_frame(
+    seg: Segmentation,
+    labels: list[str],
+    tops: list[list[dict[str, float | str]]],
+    drift_by_id: dict[int, dict[str, object] | None],
+    model_version: str,
+) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "segment_id": seg.segment_ids.astype(np.int64),
+            "label": labels,
+            "size": seg.sizes(),
+            "centroid": format_embeddings(seg.centroids, "real[]"),
+            "top_categories": [json.dumps(t) for t in tops],
+            "drift": [
+                None if drift_by_id[int(s)] is None else json.dumps(drift_by_id[int(s)]) for s in seg.segment_ids
+            ],
+            "model_version": model_version,
+        }
+    )
