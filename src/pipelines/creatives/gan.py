@@ -1,0 +1,142 @@
+"""Class-conditional GAN for product images: conditional-BN generator, projection discriminator.
+
+Follows the small-image recipe of Miyato & Koyama, "cGANs with Projection Discriminator" (ICLR 2018)
+and Miyato et al., "Spectral Normalization for GANs" (ICLR 2018): the generator conditions every batch
+norm on the class (class-conditional batch norm) and also sees a class embedding beside the noise, the
+discriminator is spectrally normalised and scores
+`psi(h) + <embed(y), h>` (the projection head). Deliberate deviations, for 2-core CPU training:
+plain (non-residual) upsampling blocks and a 3-block discriminator; 28x28 or 32x32 images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+@dataclass(frozen=True)
+class GanSpec:
+    """Everything needed to rebuild the pair from a checkpoint alone."""
+
+    n_classes: int
+    image_size: int = 28
+    image_channels: int = 1
+    z_dim: int = 64
+    g_channels: int = 16
+    d_channels: int = 16
+
+    def __post_init__(self) -> None:
+        if self.image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4 (two 2x upsamplings), got {self.image_size}")
+        if self.n_classes < 1:
+            raise ValueError(f"a conditional GAN needs at least one class, got {self.n_classes}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift are looked up per class (gamma starts at 1, beta at 0)."""
+
+    def __init__(self, channels: int, n_classes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gamma = nn.Embedding(n_classes, channels)
+        self.beta = nn.Embedding(n_classes, channels)
+        nn.init.ones_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        gamma = self.gamma(y)[:, :, None, None]  # [batch, channels, 1, 1]
+        beta = self.beta(y)[:, :, None, None]
+        return gamma * self.bn(x) + beta
+
+
+class UpBlock(nn.Module):
+    """CBN -> ReLU -> 2x nearest upsampling -> 3x3 conv (no checkerboard artefacts of transposed convs)."""
+
+    def __init__(self, c_in: int, c_out: int, n_classes: int) -> None:
+        super().__init__()
+        self.norm = ConditionalBatchNorm2d(c_in, n_classes)
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(F.relu(self.norm(x, y)), scale_factor=2, mode="nearest"))
+
+
+class Generator(nn.Module):
+    """(noise [batch, z_dim], class [batch]) -> image [batch, channels, size, size] in [-1, 1]."""
+
+    def __init__(self, spec: GanSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        ch, base = spec.g_channels, spec.image_size // 4
+        self.base = base
+        # The class also enters through an embedding concatenated to the noise: conditional BN alone starts
+        # class-blind (gamma 1, beta 0) and takes thousands of steps to pick the class up on a CPU budget.
+        self.class_embed = nn.Embedding(spec.n_classes, spec.z_dim)
+        self.project = nn.Linear(2 * spec.z_dim, 4 * ch * base * base)
+        self.up1 = UpBlock(4 * ch, 2 * ch, spec.n_classes)
+        self.up2 = UpBlock(2 * ch, ch, spec.n_classes)
+        self.norm = ConditionalBatchNorm2d(ch, spec.n_classes)
+        self.to_image = nn.Conv2d(ch, spec.image_channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        zy = torch.cat([z, self.class_embed(y)], dim=1)  # [batch, 2 * z_dim]
+        h = self.project(zy).view(z.shape[0], -1, self.base, self.base)  # [batch, 4ch, size/4, size/4]
+        h = self.up2(self.up1(h, y), y)  # [batch, ch, size, size]
+        return torch.tanh(self.to_image(F.relu(self.norm(h, y))))
+
+
+class Discriminator(nn.Module):
+    """(image, class) -> realism logit [batch]; spectral norm on every weight, projection head."""
+
+    def __init__(self, spec: GanSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        ch = spec.d_channels
+        self.blocks = nn.ModuleList(
+            [
+                spectral_norm(nn.Conv2d(spec.image_channels, ch, 3, padding=1)),
+                spectral_norm(nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1)),
+                spectral_norm(nn.Conv2d(2 * ch, 4 * ch, 4, stride=2, padding=1)),
+                spectral_norm(nn.Conv2d(4 * ch, 4 * ch, 3, padding=1)),
+            ]
+        )
+        self.linear = spectral_norm(nn.Linear(4 * ch, 1))
+        self.embed = spectral_norm(nn.Embedding(spec.n_classes, 4 * ch))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for block in self.blocks:
+            h = F.leaky_relu(block(h), 0.1)
+        return h.sum(dim=(2, 3))  # [batch, 4ch]: global sum pooling as in the projection paper
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)  # [batch]
+
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    return -fake_logits.mean()
+
+
+@torch.no_grad()
+def update_ema(ema: Generator, live: Generator, decay: float) -> None:
+    """EMA of the weights and of the floating buffers (the batch-norm running statistics) alike."""
+    for target, source in zip(ema.parameters(), live.parameters(), strict=True):
+        target.lerp_(source, 1.0 - decay)
+    for target, source in zip(ema.buffers(), live.buffers(), strict=True):
+        if target.dtype.is_floating_point:
+            target.lerp_(source, 1.0 - decay)
+        else:
+            target.copy_(source)

@@ -1,0 +1,217 @@
+"""GAN training: hinge loss, DiffAugment, generator EMA, warm start and resumable checkpoints.
+
+A run trains `train_steps` steps on top of its starting point (a fresh pair, or the champion's weights
+and optimizer state when warm-starting). Every `checkpoint_every` steps the whole state (weights, EMA,
+both optimizers, RNG state, loss history) is written atomically; a rerun with the same inputs loads it
+and continues from that step, producing the same weights as an uninterrupted run on the same hardware.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipelines.creatives.config import CreativesConfig
+from pipelines.creatives.diffaugment import diff_augment, parse_policy
+from pipelines.creatives.gan import Discriminator, GanSpec, Generator, hinge_d_loss, hinge_g_loss, update_ema
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[Generator], Mapping[str, float]]
+
+
+@dataclass
+class GanState:
+    """The live pair, the EMA generator and both optimizers: what a checkpoint holds."""
+
+    spec: GanSpec
+    generator: Generator
+    discriminator: Discriminator
+    ema: Generator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    step: int = 0  # steps trained in this run
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.to_dict(),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "generator_ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+        }
+
+
+def new_state(spec: GanSpec, config: CreativesConfig, seed: int, device: torch.device) -> GanState:
+    torch.manual_seed(seed)
+    generator = Generator(spec).to(device)
+    discriminator = Discriminator(spec).to(device)
+    ema = copy.deepcopy(generator).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    betas = (config.beta1, config.beta2)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas)
+    return GanState(spec, generator, discriminator, ema, opt_g, opt_d)
+
+
+def load_weights(state: GanState, payload: Mapping[str, Any]) -> None:
+    """Load a checkpoint or a champion artifact's weights and optimizer state into `state`."""
+    state.generator.load_state_dict(payload["generator"])
+    state.discriminator.load_state_dict(payload["discriminator"])
+    state.ema.load_state_dict(payload["generator_ema"])
+    state.opt_g.load_state_dict(payload["opt_g"])
+    state.opt_d.load_state_dict(payload["opt_d"])
+
+
+def run_key(spec: GanSpec, config: CreativesConfig, seed: int, data_fingerprint: str, start: str | None) -> str:
+    """What a checkpoint must match to be resumed: same model, data, seed, start point and recipe."""
+    recipe = {
+        "spec": spec.to_dict(),
+        "seed": seed,
+        "data": data_fingerprint,
+        "start": start,
+        "recipe": [config.batch_size, config.lr_g, config.lr_d, config.beta1, config.beta2, config.ema_decay],
+        "augment": config.diffaugment,
+        "images": [config.max_train_images, config.holdout_fraction],
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def _save_checkpoint(state: GanState, path: Path, key: str, device: torch.device) -> None:
+    payload = state.payload() | {"step": state.step, "key": key, "history": state.history}
+    payload["rng_cpu"] = torch.get_rng_state()
+    if device.type == "cuda":
+        payload["rng_cuda"] = torch.cuda.get_rng_state(device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint
+
+
+def _try_resume(state: GanState, path: Path, key: str, device: torch.device) -> bool:
+    if not path.exists():
+        return False
+    payload = torch.load(path, map_location=device, weights_only=True)
+    if payload.get("key") != key:
+        log.info("ignoring checkpoint %s: it belongs to another run (data, start point or recipe differ)", path)
+        return False
+    load_weights(state, payload)
+    state.step = int(payload["step"])
+    state.history = {k: list(v) for k, v in payload["history"].items()}
+    torch.set_rng_state(payload["rng_cpu"].cpu())
+    if device.type == "cuda" and "rng_cuda" in payload:
+        torch.cuda.set_rng_state(payload["rng_cuda"].cpu(), device)
+    log.info("resumed GAN training from %s at step %d", path, state.step)
+    return True
+
+
+def train_gan(
+    state: GanState,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: CreativesConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    checkpoint: Path,
+    key: str,
+    steps: int | None = None,
+    probe: Probe | None = None,
+    probe_every: int = 0,
+) -> dict[str, float]:
+    """Train `state` up to `steps` (default config.train_steps) on images [n, c, h, w] in [-1, 1].
+
+    Resumes from `checkpoint` when it carries the same `key`. Batches are drawn per step from a generator
+    seeded by (seed, step), so a resumed run sees exactly the batches the uninterrupted one would.
+    Returns timing figures; the loss (and probe) history stays on `state.history`.
+    """
+    target = config.train_steps if steps is None else steps
+    policy = parse_policy(config.diffaugment)
+    resumed_at = state.step if _try_resume(state, checkpoint, key, device) else None
+    if resumed_at is None:
+        torch.manual_seed(seed)
+    images, labels = images.to(device), labels.to(device)
+    n = len(images)
+    g, d = state.generator.train(), state.discriminator.train()
+    started, first_step = time.perf_counter(), state.step
+    window: dict[str, float] = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+    # Curves get about 50 points whatever the run length; the log line comes every `log_every` steps.
+    record_every = max(1, min(config.log_every, target // 50))
+    last_record = state.step
+    while state.step < target:
+        batch_gen = torch.Generator().manual_seed(seed * 1_000_003 + state.step)
+        index = torch.randint(n, (config.batch_size,), generator=batch_gen).to(device)
+        real, y = images[index], labels[index]
+        z = torch.randn(config.batch_size, state.spec.z_dim, generator=batch_gen).to(device)
+        fake = g(z, y)  # [batch, c, h, w]; its graph is reused for the generator step
+
+        real_logits = d(diff_augment(real, policy), y)
+        fake_logits = d(diff_augment(fake.detach(), policy), y)
+        d_loss = hinge_d_loss(real_logits, fake_logits)
+        state.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        state.opt_d.step()
+
+        g_loss = hinge_g_loss(d(diff_augment(fake, policy), y))
+        state.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        state.opt_g.step()
+        # EMA warm-up (as in timm's ModelEmaV2 / Karras et al.): early averages must not be dominated by the
+        # random initial weights, or a short run's EMA generator would still be mostly noise.
+        update_ema(state.ema, g, min(config.ema_decay, (1 + state.step) / (10 + state.step)))
+        state.step += 1
+
+        window["d_loss"] += float(d_loss.detach())
+        window["g_loss"] += float(g_loss.detach())
+        window["d_real"] += float(real_logits.detach().mean())
+        window["d_fake"] += float(fake_logits.detach().mean())
+        if state.step % record_every == 0 or state.step == target:
+            count = state.step - last_record
+            for k, v in window.items():
+                state.history.setdefault(k, []).append(v / count)
+            state.history.setdefault("step", []).append(float(state.step))
+            window, last_record = dict.fromkeys(window, 0.0), state.step
+        if state.step % config.log_every == 0 or state.step == target:
+            rate = (state.step - first_step) * config.batch_size / (time.perf_counter() - started)
+            latest = {k: state.history[k][-1] for k in window}
+            log.info(
+                "GAN step %d/%d: d_loss %.3f g_loss %.3f D(real) %.2f D(fake) %.2f, %.0f images/s",
+                state.step,
+                target,
+                latest["d_loss"],
+                latest["g_loss"],
+                latest["d_real"],
+                latest["d_fake"],
+                rate,
+            )
+        if probe is not None and probe_every and (state.step % probe_every == 0 or state.step == target):
+            for k, v in probe(state.ema).items():
+                state.history.setdefault(f"probe_{k}", []).append(float(v))
+            state.history.setdefault("probe_step", []).append(float(state.step))
+        if state.step % config.checkpoint_every == 0 or state.step == target:
+            _save_checkpoint(state, checkpoint, key, device)
+    seconds = time.perf_counter() - started
+    trained = state.step - first_step
+    epochs = trained * config.batch_size / max(n, 1)
+    return {
+        "steps": float(state.step),
+        "steps_this_call": float(trained),
+        "resumed_at_step": float(resumed_at) if resumed_at is not None else -1.0,
+        "seconds": seconds,
+        "epochs": epochs,
+        "seconds_per_epoch": seconds / epochs if epochs else 0.0,
+        "images_per_second": trained * config.batch_size / seconds if seconds else 0.0,
+    }
