@@ -114,3 +114,21 @@ def test_artifacts_are_content_addressed_and_hash_checked(tmp_path: Path) -> Non
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(ArtifactIntegrityError, match="refusing to load a file that changed"):
         load_artifact(path, sha)
+
+
+def test_identical_payloads_hash_the_same_in_every_process(tmp_path: Path) -> None:
+    # A rerun of a date in a new Airflow task process must find the same version, not register a twin.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch, pathlib; from pipelines.registry import save_artifact; "
+        "print(save_artifact({'w': torch.arange(4.0)}, pathlib.Path(sys.argv[1]))[1])"
+    )
+    hashes = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / str(i))], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for i in range(2)
+    }
+    assert len(hashes) == 1

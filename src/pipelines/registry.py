@@ -96,16 +96,23 @@ def file_sha256(path: Path) -> str:
 def save_artifact(payload: Mapping[str, Any], directory: Path) -> tuple[Path, str]:
     """Save a checkpoint dict with torch.save under a content-addressed name; return (path, sha256).
 
+    The bytes are serialised in memory first: torch.save names the archive after the file it writes, so
+    saving straight to a temporary file would make identical weights hash differently in every process.
     The file name carries the hash, so a rerun never overwrites the file an existing champion points to.
     """
+    import io
+
     import torch
 
+    buffer = io.BytesIO()
+    torch.save(dict(payload), buffer)
+    data = buffer.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".checkpoint-{os.getpid()}.tmp"
-    torch.save(dict(payload), tmp)
-    sha = file_sha256(tmp)
     path = directory / f"model-{sha[:10]}.pt"
-    tmp.replace(path)
+    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(path)  # atomic: a reader never sees a half-written artifact
     return path, sha
 
 
