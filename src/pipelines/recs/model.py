@@ -1,0 +1,166 @@
+"""SASRec-style causal self-attention recommender (Kang & McAuley, ICDM 2018).
+
+Deliberate deviations from the paper, each for a measured reason (docs/benchmarks.md):
+- trained with softmax cross-entropy over the whole catalogue (or a sampled softmax with many shared
+  negatives), not one negative per position with binary cross-entropy: Klenitskiy & Vasilev (RecSys 2023)
+  and our Beauty runs show the one-negative loss leaves most of the quality on the table;
+- item embeddings are tied with the output layer (scores are dot products with the item table), so a new
+  item needs one new row and nothing else;
+- pre-LN blocks by default (a setting), GELU feed-forward, attention through `scaled_dot_product_attention`.
+Sequences are left-padded and right-aligned: the most recent item always sits at the last position, so the
+learned positional embedding means "k steps before now".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """What it takes to rebuild the network (saved in every checkpoint)."""
+
+    n_items: int  # catalogue size; embedding rows are n_items + 1 (row 0 = padding)
+    max_len: int = 50
+    hidden: int = 64
+    blocks: int = 2
+    heads: int = 1
+    dropout: float = 0.5
+    norm_first: bool = True
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, length, hidden = x.shape
+        # [batch, seq, 3, heads, head_dim] -> 3 x [batch, heads, seq, head_dim]
+        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(out.transpose(1, 2).reshape(batch, length, hidden))  # [batch, seq, hidden]
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: SASRecConfig) -> None:
+        super().__init__()
+        self.norm_first = cfg.norm_first
+        self.attn = CausalSelfAttention(cfg.hidden, cfg.heads, cfg.dropout)
+        self.ffn = nn.Sequential(
+            nn.Linear(cfg.hidden, cfg.hidden),
+            nn.GELU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.hidden, cfg.hidden),
+        )
+        self.norm1 = nn.LayerNorm(cfg.hidden)
+        self.norm2 = nn.LayerNorm(cfg.hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.drop(self.attn(self.norm1(x), mask))
+            return x + self.drop(self.ffn(self.norm2(x)))
+        x = self.norm1(x + self.drop(self.attn(x, mask)))
+        return self.norm2(x + self.drop(self.ffn(x)))
+
+
+class SASRec(nn.Module):
+    """Contract shared by trainer and evaluator: `loss(inputs, targets, weights)` and `score_last(inputs)`."""
+
+    def __init__(self, cfg: SASRecConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.hidden, padding_idx=0)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
+        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.blocks))
+        self.final_norm = nn.LayerNorm(cfg.hidden) if cfg.norm_first else nn.Identity()
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Hidden state after each position: [batch, seq] item rows -> [batch, seq, hidden]."""
+        length = inputs.shape[1]
+        positions = torch.arange(self.cfg.max_len - length, self.cfg.max_len, device=inputs.device)
+        x = self.item_emb(inputs) * self.cfg.hidden**0.5 + self.pos_emb(positions)
+        x = self.emb_drop(x)
+        x = x * (inputs > 0).unsqueeze(-1)
+        mask = attention_mask(inputs)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.final_norm(x)
+
+    def loss(
+        self, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, negatives: int = 0
+    ) -> torch.Tensor:
+        """Weighted next-item cross-entropy at every non-padded position.
+
+        negatives == 0: full softmax over the catalogue. Otherwise a sampled softmax: the positive against
+        `negatives` items drawn uniformly and shared by the batch (hits on the positive are masked out).
+        """
+        valid = targets > 0
+        hidden = self.encode(inputs)[valid]  # [n_positions, hidden]
+        target = targets[valid]  # [n_positions]
+        if negatives == 0:
+            # Against rows 1.. only (padding is never a class), so class c is item row c + 1.
+            logits = hidden @ self.item_emb.weight[1:].T  # [n_positions, n_items]
+            losses = F.cross_entropy(logits.float(), target - 1, reduction="none")
+        else:
+            sampled = torch.randint(1, self.cfg.n_items + 1, (negatives,), device=inputs.device)
+            pos = (hidden * self.item_emb(target)).sum(-1, keepdim=True)  # [n_positions, 1]
+            neg = hidden @ self.item_emb(sampled).T  # [n_positions, negatives]
+            neg = neg.masked_fill(sampled.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
+            logits = torch.cat([pos, neg], dim=1).float()
+            losses = F.cross_entropy(logits, torch.zeros_like(target), reduction="none")
+        w = weights[valid]
+        return (losses * w).sum() / w.sum()
+
+    def score_last(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Scores of every item as the next one after each sequence: [batch, seq] -> [batch, n_items + 1]."""
+        hidden = self.encode(inputs)[:, -1]  # [batch, hidden]
+        scores = hidden @ self.item_emb.weight.T
+        scores[:, 0] = float("-inf")
+        return scores
+
+
+def attention_mask(inputs: torch.Tensor) -> torch.Tensor:
+    """[batch, 1, seq, seq] boolean: a position sees itself and earlier non-padded positions, never later ones.
+
+    Each position may always see itself, so padded rows are never fully masked (that would be NaN).
+    """
+    length = inputs.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=inputs.device).tril()
+    keys = (inputs > 0).unsqueeze(1)  # [batch, 1, seq] (broadcast over queries)
+    eye = torch.eye(length, dtype=torch.bool, device=inputs.device)
+    return (causal & (keys | eye)).unsqueeze(1)
+
+
+def grow_items(state: dict[str, torch.Tensor], n_items: int, seed: int) -> dict[str, torch.Tensor]:
+    """A champion's weights with fresh embedding rows for items appended to its mapping (warm start)."""
+    old = state["item_emb.weight"]
+    extra = n_items + 1 - old.shape[0]
+    if extra < 0:
+        raise ValueError(f"the mapping shrank from {old.shape[0] - 1} to {n_items} items; it may only grow")
+    generator = torch.Generator().manual_seed(seed)
+    fresh = torch.randn(extra, old.shape[1], generator=generator) * 0.02
+    return {**state, "item_emb.weight": torch.cat([old, fresh.to(old.dtype)])}

@@ -1,0 +1,411 @@
+"""`refresh_recommendations`: train a candidate, decide champion/challenger, write the champion's top-K.
+
+One plain function for the DAG task. Everything it reads is as of the business date; the candidate is
+tuned on validation (early stopping), scored on test beside popularity and beside the champion re-scored
+on the same split, refitted on every event, registered; the champion (old or new) then scores every user
+and the day's `recommendations` partition is replaced in one transaction. Nothing is written when any
+step before the write fails, and the previous partition stays as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from pipelines import registry
+from pipelines.compute import derive_seed, seed_everything, select_device
+from pipelines.errors import DataError
+from pipelines.recs.baselines import popularity
+from pipelines.recs.config import MODEL_NAME, RecsConfig
+from pipelines.recs.infer import aligned, model_topk, popularity_topk, ranking
+from pipelines.recs.metrics import evaluate
+from pipelines.recs.model import SASRec, SASRecConfig, grow_items
+from pipelines.recs.sequences import ItemVocab, LeaveOneOut, Sequences, from_events, leave_one_out
+from pipelines.recs.train import TrainResult, refit, save_curves, score_batches, train
+from pipelines.settings import Settings
+from pipelines.sources.binary_copy import prefetch
+from pipelines.warehouse.partitions import replace_partition
+from pipelines.warehouse.reads import day_bounds, events_as_of, read_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = {
+    "split": "leave-one-out per user with >= 3 interactions: last item test, second-to-last validation",
+    "ranking": "full ranking over every item of the mapping; ties scored as their expectation",
+    "history": "test_* keep history items, test_excl_* exclude them; validation keeps them",
+    "selection": "early stopping on validation NDCG@10, then refit on every event for the best epoch count",
+    "promotion": "validation NDCG@10 vs the champion re-scored on the same split, minus a tolerance",
+}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model rebuilt from a checkpoint, with the item mapping it was trained with."""
+
+    model: SASRec
+    vocab: ItemVocab
+    version: str
+    as_of_date: dt.date
+
+
+def run(
+    engine: Engine, as_of: dt.date, settings: Settings, config: RecsConfig | None = None, *, force_promote: bool = False
+) -> dict[str, object]:
+    """Refresh the recommendations of `as_of`; returns a small JSON-serialisable summary."""
+    config = config or RecsConfig()
+    started = time.perf_counter()
+    device = select_device(settings.device if config.device == "settings" else config.device)
+    events, catalogue, inputs = _read_inputs(engine, as_of, config)
+    current = registry.champion(engine, MODEL_NAME)
+    champion = _load(current) if current is not None else None
+
+    base = champion.vocab if champion is not None else ItemVocab(np.zeros(0, dtype=np.int64))
+    vocab = base.extended(events.loc[events["event_type"].isin(list(config.event_weights)), "item_id"].to_numpy())
+    seqs = from_events(events, vocab, config.event_weights)
+    split = leave_one_out(seqs)
+    summary: dict[str, object] = {
+        "as_of_date": as_of.isoformat(),
+        "device": str(device),
+        **inputs,
+        "users_with_history": len(seqs),
+        "items": vocab.size,
+        "evaluable_users": len(split.test_target),
+    }
+
+    skip = _why_not_train(vocab, split, config)
+    if skip is None:
+        summary.update(
+            _train_and_register(engine, as_of, settings, config, device, split, seqs, vocab, champion, force_promote)
+        )
+    else:
+        log.warning("no candidate trained for %s: %s", as_of, skip)
+        summary.update({"trained": False, "reason": skip})
+
+    current = registry.champion(engine, MODEL_NAME)
+    serving = _load(current) if current is not None else None
+    summary.update(_write(engine, as_of, config, device, events, catalogue, serving))
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    log.info("refresh_recommendations %s: %s", as_of, summary)
+    return summary
+
+
+def _read_inputs(engine: Engine, as_of: dt.date, config: RecsConfig) -> tuple[pd.DataFrame, np.ndarray, dict[str, int]]:
+    """Events of the configured types up to the end of `as_of` (events of unknown items are dropped),
+    the catalogue's item ids, and counts for the summary."""
+    since = None if config.history_days is None else as_of - dt.timedelta(days=config.history_days - 1)
+    types = sorted(set(config.event_weights) | set(config.exclude_event_types))
+    events = events_as_of(
+        engine, as_of, since=since, event_types=types, columns=("user_id", "item_id", "event_type", "event_ts")
+    )
+    events = events.dropna(subset=["user_id", "item_id"]).astype({"user_id": "int64", "item_id": "int64"})
+    known = read_frame(engine, "SELECT item_id FROM items")["item_id"].to_numpy(np.int64)
+    unknown = ~np.isin(events["item_id"].to_numpy(), known)
+    if unknown.any():
+        sample = sorted(set(events.loc[unknown, "item_id"].tolist()))[:5]
+        log.warning("%d events name items missing from `items` (e.g. %s); they are ignored", int(unknown.sum()), sample)
+    events = events.loc[~unknown].reset_index(drop=True)
+    start, _ = day_bounds(as_of)
+    on_day = int((events["event_ts"] >= start).sum())
+    if on_day == 0:
+        log.warning("no %s events on %s itself; training on the history up to it", "/".join(types), as_of)
+    if events.empty:
+        raise DataError(
+            f"no {'/'.join(types)} events of known items up to {as_of}: nothing to learn or recommend from; "
+            "load events (or check event_weights) before refreshing recommendations"
+        )
+    return events, known, {"events": len(events), "events_on_day": on_day, "unknown_item_events": int(unknown.sum())}
+
+
+def _why_not_train(vocab: ItemVocab, split: LeaveOneOut, config: RecsConfig) -> str | None:
+    if vocab.size < 2:
+        return f"the catalogue has {vocab.size} item(s) with interactions; ranking needs at least 2"
+    if len(split.test_target) < config.min_train_users:
+        return (
+            f"{len(split.test_target)} users have the 3+ interactions leave-one-out needs; "
+            f"min_train_users is {config.min_train_users}"
+        )
+    return None
+
+
+def _train_and_register(
+    engine: Engine,
+    as_of: dt.date,
+    settings: Settings,
+    config: RecsConfig,
+    device: torch.device,
+    split: LeaveOneOut,
+    seqs: Sequences,
+    vocab: ItemVocab,
+    champion: Loaded | None,
+    force_promote: bool,
+) -> dict[str, object]:
+    seed = derive_seed(MODEL_NAME, as_of)
+    seed_everything(seed)
+    init = _warm_start(champion, config, vocab, seed)
+    result = train(split, vocab.size, config, device, seed, init_state=init)
+    metrics = _metrics(result, split, vocab.size, device)
+    served = result
+    if config.refit and result.best_epoch > 0:
+        served = refit(
+            seqs,
+            vocab.size,
+            config,
+            device,
+            derive_seed(MODEL_NAME, as_of, "refit"),
+            result.best_epoch,
+            init_state=init,
+        )
+
+    directory = registry.artifact_dir(settings.artifacts, MODEL_NAME, as_of)
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in served.model.state_dict().items()},
+        "model_config": served.model.cfg.to_dict(),
+        "train_config": _jsonable(dataclasses.asdict(config)),
+        "item_ids": torch.from_numpy(vocab.item_ids.copy()),
+        "as_of_date": as_of.isoformat(),
+        "best_epoch": result.best_epoch,
+        "metrics": metrics,
+    }
+    path, sha = registry.save_artifact(payload, directory)
+    version = registry.version_id(MODEL_NAME, as_of, sha)
+    save_curves(result.history, path.with_suffix(".png"), f"{version}: best epoch {result.best_epoch}")
+    # The champion's figure lives in the registry row, not in the artifact: a rerun must hash the same.
+    reference = _champion_reference(champion, split, vocab.size, device, as_of)
+    if reference is not None:
+        metrics = {**metrics, "champion_valid_ndcg@10": reference["valid_ndcg@10"]}
+    run, decision = registry.register_and_decide(
+        engine,
+        model_name=MODEL_NAME,
+        version=version,
+        as_of_date=as_of,
+        metrics=metrics,
+        params=_jsonable(dataclasses.asdict(config)),
+        protocol=PROTOCOL,
+        artifact_path=path,
+        artifact_sha256=sha,
+        rule=registry.PromotionRule("valid_ndcg@10", tolerance=config.promotion_tolerance),
+        force=force_promote,
+        champion_metrics=reference,
+    )
+    log.info(
+        "candidate %s: valid NDCG@10 %.4f (champion %s, popularity %.4f), test NDCG@10 %.4f HR@10 %.4f; %s: %s",
+        version,
+        metrics["valid_ndcg@10"],
+        "none" if reference is None else f"{reference['valid_ndcg@10']:.4f}",
+        metrics["popularity_valid_ndcg@10"],
+        metrics["test_ndcg@10"],
+        metrics["test_hr@10"],
+        run.status,
+        decision.reason,
+    )
+    return {
+        "trained": True,
+        "candidate": version,
+        "status": run.status,
+        "decision": decision.reason,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "seconds_per_epoch": round(result.seconds_per_epoch, 3),
+        "refit_epochs": served.epochs if served is not result else 0,
+        "metrics": {k: round(v, 5) for k, v in metrics.items()},
+        "champion_valid_ndcg@10": None if reference is None else round(reference["valid_ndcg@10"], 5),
+    }
+
+
+def _warm_start(
+    champion: Loaded | None, config: RecsConfig, vocab: ItemVocab, seed: int
+) -> dict[str, torch.Tensor] | None:
+    if not config.warm_start or champion is None:
+        return None
+    old = champion.model.cfg
+    shape = (old.max_len, old.hidden, old.blocks, old.heads, old.norm_first)
+    if shape != (config.max_len, config.hidden, config.blocks, config.heads, config.norm_first):
+        log.info("warm start skipped: champion %s has another architecture %s", champion.version, shape)
+        return None
+    log.info("warm start from champion %s (%d new items)", champion.version, vocab.size - champion.vocab.size)
+    return grow_items(champion.model.state_dict(), vocab.size, seed)
+
+
+def _metrics(result: TrainResult, split: LeaveOneOut, n_items: int, device: torch.device) -> dict[str, float]:
+    model = result.model
+    test = evaluate(score_batches(model, split.test_input, split.test_target, device), n_items)
+    excl = evaluate(score_batches(model, split.test_input, split.test_target, device, exclude_history=True), n_items)
+    pop = popularity(split.train, n_items)
+    pop_valid = evaluate(_constant(pop, len(split.valid_target), split.valid_target), n_items)
+    pop_test = evaluate(_constant(pop, len(split.test_target), split.test_target), n_items)
+    metrics = {f"valid_{k}": v for k, v in result.best_valid.items() if k != "users"}
+    metrics |= {f"test_{k}": v for k, v in test.items() if k != "users"}
+    metrics |= {f"test_excl_{k}": v for k, v in excl.items() if k.startswith(("hr", "ndcg"))}
+    metrics |= {f"popularity_valid_{k}": v for k, v in pop_valid.items() if k.startswith(("hr", "ndcg"))}
+    metrics |= {f"popularity_test_{k}": v for k, v in pop_test.items() if k.startswith(("hr", "ndcg"))}
+    metrics["evaluated_users"] = float(len(split.test_target))
+    return metrics
+
+
+def _constant(scores: np.ndarray, n: int, targets: np.ndarray):
+    for start in range(0, n, 1024):
+        rows = slice(start, min(start + 1024, n))
+        batch = torch.from_numpy(np.tile(scores, (len(targets[rows]), 1)))
+        yield batch, torch.from_numpy(targets[rows]), None
+
+
+def _rescore(champion: Loaded, split: LeaveOneOut, n_items: int, device: torch.device) -> float:
+    """The champion's validation NDCG@10 on this run's split (items it has never seen score -inf)."""
+    known = champion.vocab.size
+    inputs = split.valid_input
+    masked = Sequences(
+        inputs.user_ids, inputs.offsets, np.where(inputs.items <= known, inputs.items, 0), inputs.weights
+    )
+    model = champion.model.to(device)
+
+    def batches():
+        for scores, targets, history in score_batches(model, masked, split.valid_target, device):
+            padded = torch.full((scores.shape[0], n_items + 1), float("-inf"), device=scores.device)
+            padded[:, : known + 1] = scores
+            yield padded, targets, history
+
+    return evaluate(batches(), n_items)["ndcg@10"]
+
+
+def _champion_reference(
+    champion: Loaded | None, split: LeaveOneOut, n_items: int, device: torch.device, as_of: dt.date
+) -> dict[str, float] | None:
+    """Champion figures to compare with: re-scored on this split unless it was trained on these very events."""
+    if champion is None or champion.as_of_date >= as_of:
+        return None  # the registry then uses the champion's registered metrics
+    return {"valid_ndcg@10": _rescore(champion, split, n_items, device)}
+
+
+def _load(run: registry.ModelRun) -> Loaded:
+    """Rebuild a registered model from its checkpoint (hash checked, weights_only load)."""
+    payload = registry.load_artifact(run.artifact_path or "", run.artifact_sha256)
+    model = SASRec(SASRecConfig(**payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    return Loaded(model, ItemVocab(payload["item_ids"].numpy()), run.version, run.as_of_date)
+
+
+def _write(
+    engine: Engine,
+    as_of: dt.date,
+    config: RecsConfig,
+    device: torch.device,
+    events: pd.DataFrame,
+    catalogue: np.ndarray,
+    serving: Loaded | None,
+) -> dict[str, object]:
+    """Score every active user with the champion (popularity without history) and replace the partition."""
+    tick = time.perf_counter()
+    audience = _audience(engine, as_of, config)
+    version = serving.version if serving is not None else f"popularity-{as_of:%Y%m%d}"
+    frames: list[Any] = []
+    model_users = np.zeros(0, dtype=np.int64)
+    if serving is not None:
+        history = from_events(events, serving.vocab, config.event_weights)
+        history = history.select(np.isin(history.user_ids, audience))
+        excluded = {t: 1.0 for t in config.exclude_event_types}
+        exclude = aligned(from_events(events, serving.vocab, excluded), history.user_ids)
+        model_users = history.user_ids
+        if len(history):
+            frames.append(
+                model_topk(
+                    serving.model.to(device),
+                    serving.vocab,
+                    history,
+                    exclude,
+                    top_k=config.top_k,
+                    batch_users=config.infer_batch_users,
+                    device=device,
+                    unavailable=np.flatnonzero(~np.isin(serving.vocab.item_ids, catalogue)) + 1,
+                )
+            )
+    others = np.setdiff1d(audience, model_users)
+    groups, rankings, global_ranking = _popularity(engine, as_of, config, events, others)
+    frames.append(popularity_topk(others, groups, rankings, global_ranking, batch_users=config.infer_batch_users))
+    counts = {"model": 0, "segment_popularity": 0, "global_popularity": 0}
+
+    def tagged():
+        # Scoring the next batches (torch releases the GIL) overlaps the CSV encoding and COPY of this one.
+        for frame in prefetch(chain.from_iterable(frames), depth=2):
+            for source, n in frame["source"].value_counts().items():
+                counts[str(source)] += int(n)
+            yield frame.assign(model_version=version)
+
+    rows = replace_partition(engine, "recommendations", as_of, tagged())
+    seconds = time.perf_counter() - tick
+    log.info(
+        "wrote %d recommendations for %d users (%d by the model) in %.1f s: %.0f users/s, %.0f rows/s",
+        rows,
+        len(audience),
+        len(model_users),
+        seconds,
+        len(audience) / max(seconds, 1e-9),
+        rows / max(seconds, 1e-9),
+    )
+    return {
+        "served_by": version,
+        "users": int(len(audience)),
+        "model_users": int(len(model_users)),
+        "rows_written": rows,
+        "rows_by_source": counts,
+        "write_seconds": round(seconds, 2),
+        "rows_per_second": round(rows / max(seconds, 1e-9)),
+    }
+
+
+def _audience(engine: Engine, as_of: dt.date, config: RecsConfig) -> np.ndarray:
+    """Registered users as of the date (and, with active_days, only those with a recent event)."""
+    params: dict[str, object] = {"d": as_of}
+    query = "SELECT user_id FROM users WHERE signup_date <= :d"
+    if config.active_days is not None:
+        params["start"] = day_bounds(as_of - dt.timedelta(days=config.active_days - 1))[0]
+        params["end"] = day_bounds(as_of)[1]
+        query += " AND user_id IN (SELECT user_id FROM events WHERE event_ts >= :start AND event_ts < :end)"
+    return read_frame(engine, query + " ORDER BY user_id", params)["user_id"].to_numpy(np.int64)
+
+
+def _popularity(
+    engine: Engine, as_of: dt.date, config: RecsConfig, events: pd.DataFrame, users: np.ndarray
+) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
+    """Each user's segment (-1: none), per-segment and global top-K over the popularity window."""
+    weighted = events[events["event_type"].isin(list(config.event_weights))]
+    weighted = weighted.assign(w=weighted["event_type"].map(config.event_weights))
+    recent = weighted[weighted["event_ts"] >= day_bounds(as_of - dt.timedelta(days=config.popularity_days - 1))[0]]
+    if recent.empty:
+        recent = weighted  # a quiet window: fall back to all history rather than to nothing
+    global_ranking = ranking(recent.groupby("item_id")["w"].sum(), config.top_k)
+    profiles = read_frame(
+        engine,
+        """SELECT user_id, segment_id FROM user_profiles
+           WHERE as_of_date = (SELECT max(as_of_date) FROM user_profiles WHERE as_of_date <= :d)""",
+        {"d": as_of},
+    )
+    segment_of = dict(
+        zip(profiles["user_id"].to_numpy(np.int64), profiles["segment_id"].to_numpy(np.int64), strict=True)
+    )
+    groups = np.array([segment_of.get(int(u), -1) for u in users], dtype=np.int64)
+    rankings: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if len(profiles):
+        joined = recent.merge(profiles, on="user_id")
+        for segment, part in joined.groupby("segment_id"):
+            rankings[int(segment)] = ranking(part.groupby("item_id")["w"].sum(), config.top_k)
+    return groups, rankings, global_ranking
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
