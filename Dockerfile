@@ -7,6 +7,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends dataset-fashion-mnist \
  && rm -rf /var/lib/apt/lists/*
 USER airflow
+# Owned by airflow before the compose volumes mount here: a fresh named volume copies this ownership,
+# so tasks (user airflow) can write artifacts that the API server's Marketing pages then show.
+RUN mkdir -p /opt/airflow/artifacts /opt/airflow/state
 
 WORKDIR /opt/airflow/project
 COPY --chown=airflow:root requirements.txt pyproject.toml README.md ./

@@ -1,0 +1,200 @@
+"""Reads (and the one review write) behind the Marketing pages. Every value is a bound parameter.
+
+Each read touches one business date's partition through an index, so a page stays fast on a store with
+millions of users: recommendations are sampled per segment through `user_profiles_segment_idx` and the
+recommendations primary key, never scanned. Image bytes are read one creative at a time, by key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+# Prefixes under which a model run stores the same metric measured for a reference on the same split
+# (see pipelines.profiles.task._flat_metrics and pipelines.recs.task._metrics).
+REFERENCE_PREFIXES = ("champion", "popularity", "ease")
+REVIEW_DECISIONS = ("approved", "rejected")
+
+
+@dataclass(frozen=True)
+class CreativeKey:
+    """The primary key of one ad creative."""
+
+    campaign_date: dt.date
+    campaign_id: int
+    segment_id: int
+    category: str
+    rank: int
+    banner_size: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "d": self.campaign_date,
+            "c": self.campaign_id,
+            "s": self.segment_id,
+            "cat": self.category,
+            "r": self.rank,
+            "b": self.banner_size,
+        }
+
+
+_KEY_WHERE = (
+    "campaign_date = :d AND campaign_id = :c AND segment_id = :s AND category = :cat AND rank = :r AND banner_size = :b"
+)
+
+
+def business_dates(conn: Connection, limit: int = 30) -> list[dt.date]:
+    """The latest dates that have any output, newest first (small tables only: no big partition scans)."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT d FROM (
+                   SELECT DISTINCT as_of_date AS d FROM dq_results
+                   UNION SELECT DISTINCT as_of_date FROM model_runs
+                   UNION SELECT DISTINCT as_of_date FROM segments
+                   UNION SELECT DISTINCT campaign_date FROM ad_creatives
+               ) dates ORDER BY d DESC LIMIT :n"""
+        ),
+        {"n": limit},
+    )
+    return [row.d for row in rows]
+
+
+def dq_results(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
+    """The gate's results for a day with an outcome each: pass, warn (failed warning) or fail (critical)."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT expectation, expectation_type, table_name, column_name, severity, success,
+                      observed_value, unexpected_count, unexpected_sample
+               FROM dq_results WHERE as_of_date = :d
+               ORDER BY success, severity, expectation"""
+        ),
+        {"d": day},
+    ).mappings()
+    out = []
+    for row in rows:
+        outcome = "pass" if row["success"] else ("fail" if row["severity"] == "critical" else "warn")
+        out.append({**row, "outcome": outcome})
+    return out
+
+
+def model_runs(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
+    """The day's model runs, each with a metrics table against the champion and the baselines."""
+    runs = conn.execute(
+        sa.text(
+            """SELECT r.model_name, r.version, r.status, r.metrics, r.protocol, r.artifact_path, r.artifact_sha256,
+                      r.created_at,
+                      c.version AS champion_version, c.metrics AS champion_metrics
+               FROM model_runs r
+               LEFT JOIN model_runs c ON c.model_name = r.model_name AND c.status = 'champion'
+               WHERE r.as_of_date = :d ORDER BY r.model_name, r.created_at"""
+        ),
+        {"d": day},
+    ).mappings()
+    return [
+        {
+            **run,
+            "table": metric_table(run["metrics"], run["champion_metrics"], run["champion_version"] == run["version"]),
+        }
+        for run in runs
+    ]
+
+
+def metric_table(metrics: dict[str, float], champion: dict[str, float] | None, is_champion: bool) -> dict[str, Any]:
+    """Rows = the run's own metrics; columns = the run, then each reference measured beside it.
+
+    A run that re-measured the champion on its own split stores `champion_<metric>`; otherwise the
+    champion's registered figure is shown (when the champion is another version).
+    """
+    references: dict[str, dict[str, float]] = {p: {} for p in REFERENCE_PREFIXES}
+    own: dict[str, float] = {}
+    for name, value in metrics.items():
+        prefix, _, rest = name.partition("_")
+        if prefix in references and rest:
+            references[prefix][rest] = value
+        else:
+            own[name] = value
+    if not references["champion"] and champion and not is_champion:
+        references["champion"] = {k: v for k, v in champion.items() if k in own}
+    columns = [p for p in REFERENCE_PREFIXES if references[p]]
+    rows = [(name, own[name], [references[p].get(name) for p in columns]) for name in sorted(own)]
+    return {"columns": columns, "rows": rows}
+
+
+def creatives(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
+    """The day's creatives without their image bytes, ordered for a gallery by campaign and segment."""
+    return list(
+        conn.execute(
+            sa.text(
+                """SELECT a.campaign_date, a.campaign_id, c.name AS campaign_name, a.segment_id,
+                          s.label AS segment_label, a.category, a.rank, a.banner_size, a.headline, a.scores,
+                          a.status, a.reviewed_by, a.reviewed_at, a.model_version
+                   FROM ad_creatives a
+                   JOIN campaigns c USING (campaign_id)
+                   LEFT JOIN segments s ON s.as_of_date = a.campaign_date AND s.segment_id = a.segment_id
+                   WHERE a.campaign_date = :d
+                   ORDER BY a.campaign_id, a.segment_id, a.category, a.rank, a.banner_size"""
+            ),
+            {"d": day},
+        ).mappings()
+    )
+
+
+def creative_image(conn: Connection, key: CreativeKey) -> bytes | None:
+    row = conn.execute(sa.text(f"SELECT image FROM ad_creatives WHERE {_KEY_WHERE}"), key.params()).first()
+    return None if row is None else bytes(row.image)
+
+
+def review_creative(conn: Connection, key: CreativeKey, decision: str, reviewer: str) -> bool:
+    """Record a person's decision on one creative; False when no such creative exists."""
+    if decision not in REVIEW_DECISIONS:
+        raise ValueError(f"decision must be one of {', '.join(REVIEW_DECISIONS)}, got {decision!r}")
+    done = conn.execute(
+        sa.text(
+            f"""UPDATE ad_creatives SET status = :status, reviewed_by = :who, reviewed_at = now()
+                WHERE {_KEY_WHERE}"""
+        ),
+        {**key.params(), "status": decision, "who": reviewer},
+    )
+    return done.rowcount == 1
+
+
+def recommendation_sample(
+    conn: Connection, day: dt.date, users_per_segment: int = 3, top: int = 5
+) -> list[dict[str, Any]]:
+    """A few users per segment with their top items; one 'all users' group when there are no segments."""
+    rows = conn.execute(
+        sa.text(
+            """WITH groups AS (
+                   SELECT segment_id, label FROM segments WHERE as_of_date = :d
+               ), sampled AS (
+                   SELECT g.segment_id, g.label, u.user_id
+                   FROM groups g
+                   CROSS JOIN LATERAL (
+                       SELECT p.user_id FROM user_profiles p
+                       WHERE p.as_of_date = :d AND p.segment_id = g.segment_id LIMIT :n
+                   ) u
+                   UNION ALL
+                   SELECT NULL, 'all users', r.user_id FROM (
+                       SELECT user_id FROM recommendations WHERE as_of_date = :d AND rank = 1 LIMIT :n
+                   ) r WHERE NOT EXISTS (SELECT 1 FROM groups)
+               )
+               SELECT s.segment_id, s.label, s.user_id, r.rank, r.item_id, r.score, r.source,
+                      i.title, i.category
+               FROM sampled s
+               JOIN recommendations r ON r.as_of_date = :d AND r.user_id = s.user_id AND r.rank <= :top
+               LEFT JOIN items i ON i.item_id = r.item_id
+               ORDER BY s.segment_id NULLS FIRST, s.user_id, r.rank"""
+        ),
+        {"d": day, "n": users_per_segment, "top": top},
+    ).mappings()
+    groups: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        group = groups.setdefault(
+            row["segment_id"], {"segment_id": row["segment_id"], "label": row["label"], "users": {}}
+        )
+        group["users"].setdefault(row["user_id"], []).append(row)
+    return [{**g, "users": list(g["users"].items())} for g in groups.values()]

@@ -1,0 +1,230 @@
+"""A small, fully populated business date for the Marketing pages: tests, the browser check and the
+page-latency benchmark write it so the pages have something of every kind to show, whatever the model
+packages have produced so far. Bulk rows go through warehouse.partitions (COPY).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.warehouse.partitions import copy_frames, replace_partition
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    day: dt.date = dt.date(2024, 3, 31)
+    users: int = 40
+    items: int = 30
+    segments: int = 3
+    top_k: int = 10
+    campaign_id: int = 7
+
+
+def png(width: int, height: int, shade: int) -> bytes:
+    """A real PNG banner (a coloured rectangle with a frame) so the browser has an image to decode."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), (shade % 256, 90, 200 - shade % 150))
+    ImageDraw.Draw(image).rectangle((4, 4, width - 5, height - 5), outline=(255, 255, 255), width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Path | None = None) -> None:
+    """Source rows (users, items, one campaign) and every output table for `spec.day`.
+
+    With `artifacts`, also a training-curve PNG beside a model artifact and a Data Docs page.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    day = spec.day
+    users = pd.DataFrame(
+        {
+            "user_id": np.arange(1, spec.users + 1),
+            "signup_date": day - dt.timedelta(days=100),
+            "age_group": "25-34",
+            "region": "north",
+        }
+    )
+    categories = ["shoes", "bags", "shirts"]
+    items = pd.DataFrame(
+        {
+            "item_id": np.arange(1, spec.items + 1),
+            "category": [categories[i % 3] for i in range(spec.items)],
+            "price": 9.99,
+            "title": [f"Item {i}" for i in range(1, spec.items + 1)],
+        }
+    )
+    with engine.begin() as conn:
+        copy_frames(conn, "users", users)
+        copy_frames(conn, "items", items)
+        conn.execute(
+            sa.text(
+                """INSERT INTO campaigns (campaign_id, name, start_date, end_date, categories, headline_template)
+                   VALUES (:c, 'Spring sale', :s, :e, ARRAY['shoes', 'bags'], '{category} for you')"""
+            ),
+            {"c": spec.campaign_id, "s": day - dt.timedelta(days=5), "e": day + dt.timedelta(days=5)},
+        )
+    segment_of = (users["user_id"] % spec.segments).to_numpy()
+    replace_partition(
+        engine,
+        "segments",
+        day,
+        pd.DataFrame(
+            {
+                "segment_id": range(spec.segments),
+                "label": [f"{categories[s % 3]} lovers" for s in range(spec.segments)],
+                "size": [int((segment_of == s).sum()) for s in range(spec.segments)],
+                "centroid": [[0.1 * s, 0.2] for s in range(spec.segments)],
+                "top_categories": [
+                    json.dumps([{"category": categories[s % 3], "affinity": 0.5}]) for s in range(spec.segments)
+                ],
+                "model_version": "user_profile_vae-v1",
+            }
+        ),
+    )
+    replace_partition(
+        engine,
+        "user_profiles",
+        day,
+        pd.DataFrame(
+            {
+                "user_id": users["user_id"],
+                "embedding": _embedding_literal(engine),
+                "segment_id": segment_of,
+                "top_categories": json.dumps([{"category": "shoes", "affinity": 0.5}]),
+                "model_version": "user_profile_vae-v1",
+            }
+        ),
+    )
+    ranks = np.tile(np.arange(1, spec.top_k + 1), spec.users)
+    replace_partition(
+        engine,
+        "recommendations",
+        day,
+        pd.DataFrame(
+            {
+                "user_id": np.repeat(users["user_id"].to_numpy(), spec.top_k),
+                "rank": ranks,
+                "item_id": rng.integers(1, spec.items + 1, size=len(ranks)),
+                "score": 1.0 / ranks,
+                "source": "model",
+                "model_version": "sasrec-v1",
+            }
+        ),
+    )
+    replace_partition(
+        engine,
+        "dq_results",
+        day,
+        pd.DataFrame(
+            {
+                "expectation": ["events.event_id.unique", "events.price.non_negative", "events.volume.in_range"],
+                "expectation_type": [
+                    "ExpectColumnValuesToBeUnique",
+                    "ExpectColumnValuesToBeBetween",
+                    "ExpectTableRowCountToBeBetween",
+                ],
+                "table_name": "events",
+                "column_name": ["event_id", "price", None],
+                "severity": ["critical", "critical", "warning"],
+                "success": [True, True, False],
+                "observed_value": [None, None, {"rows": 12}],
+                "unexpected_count": pd.array([0, 0, None], dtype="Int64"),
+                "unexpected_sample": [None, None, None],
+            }
+        ),
+    )
+    creatives = [
+        {
+            "segment_id": segment,
+            "category": category,
+            "rank": 1,
+            "banner_size": "300x250",
+            "image": png(300, 250, 40 * segment + (0 if category == "shoes" else 20)),
+            "headline": f"{category.title()} for you",
+            "scores": {"quality": 0.8, "classifier_confidence": 0.9},
+            "model_version": "cgan-v1",
+        }
+        for segment in range(spec.segments)
+        for category in ("shoes", "bags")
+    ]
+    replace_partition(
+        engine,
+        "ad_creatives",
+        day,
+        pd.DataFrame(creatives),
+        date_column="campaign_date",
+        scope={"campaign_id": spec.campaign_id},
+    )
+    artifact = None
+    if artifacts is not None:
+        folder = artifacts / "models" / "sasrec" / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        artifact = folder / "model-abcdef1234.pt"
+        artifact.write_bytes(b"weights")
+        (folder / "model-abcdef1234.png").write_bytes(png(240, 160, 10))
+        docs = artifacts / "data_docs" / day.isoformat()
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / "index.html").write_text("<html><body><h1>Data Docs</h1></body></html>")
+    _register_models(engine, day, artifact)
+
+
+def _embedding_literal(engine: Engine) -> str:
+    """A 2-d embedding in the column's text form: pgvector's '[...]' (migration 003) or real[]'s '{...}'."""
+    with engine.connect() as conn:
+        kind = conn.execute(
+            sa.text(
+                """SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                   WHERE attrelid = 'user_profiles'::regclass AND attname = 'embedding'"""
+            )
+        ).scalar_one()
+    return "[0,1]" if kind.startswith("vector") else "{0,1}"
+
+
+def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> None:
+    runs = [
+        ("sasrec", "sasrec-v0", day - dt.timedelta(days=1), "retired", {"valid_ndcg@10": 0.05}),
+        (
+            "sasrec",
+            "sasrec-v1",
+            day,
+            "champion",
+            {"valid_ndcg@10": 0.061, "popularity_valid_ndcg@10": 0.012, "champion_valid_ndcg@10": 0.05},
+        ),
+        (
+            "user_profile_vae",
+            "user_profile_vae-v1",
+            day,
+            "champion",
+            {"ndcg_at_100": 0.31, "popularity_ndcg_at_100": 0.12, "ease_ndcg_at_100": 0.35},
+        ),
+    ]
+    with engine.begin() as conn:
+        for name, version, as_of, status, metrics in runs:
+            conn.execute(
+                sa.text(
+                    """INSERT INTO model_runs (model_name, version, as_of_date, status, metrics, artifact_path,
+                                               artifact_sha256)
+                       VALUES (:m, :v, :d, :s, CAST(:metrics AS jsonb), :path, :sha)"""
+                ),
+                {
+                    "m": name,
+                    "v": version,
+                    "d": as_of,
+                    "s": status,
+                    "metrics": json.dumps(metrics),
+                    "path": str(artifact) if artifact is not None and version == "sasrec-v1" else None,
+                    "sha": "abcdef1234" + "0" * 54,
+                },
+            )

@@ -1,0 +1,181 @@
+"""The Marketing app in-process on a real warehouse: pages, images, reviews, anti-forgery, empty states.
+
+Identity comes from the `current_user` dependency the app is built with. Here it is a trusted-header
+provider (the shape of a reverse-proxy login); Airflow's real login is checked against a live API server
+in test_airflow_plugin.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi import HTTPException, Request
+from sqlalchemy.engine import Engine
+
+from pipelines.web import csrf
+from pipelines.web.app import create_app
+from pipelines.web.sample import SampleSpec, write_sample
+
+with warnings.catch_warnings():  # starlette asks for `httpx2`, which Airflow's pins do not bring
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.integration
+
+SPEC = SampleSpec()
+KEY = csrf.derive_key("test-secret")
+USER_HEADER = "X-Test-User"
+
+
+async def header_user(request: Request) -> str:
+    user = request.headers.get(USER_HEADER)
+    if not user:
+        raise HTTPException(status_code=401, detail="Not authenticated")
+    return user
+
+
+def _client(engine: Engine, artifacts: Path, user: str | None = "alice") -> TestClient:
+    app = create_app(
+        lambda: engine,
+        current_user=header_user,
+        csrf_key=KEY,
+        artifacts_dir=artifacts,
+        run_date=lambda dag_id, run_id: SPEC.day if run_id == "scheduled__2024-03-31" else None,
+    )
+    client = TestClient(app, root_path="/marketing")
+    if user:
+        client.headers[USER_HEADER] = user
+    return client
+
+
+@pytest.fixture
+def client(engine: Engine, tmp_path: Path) -> TestClient:
+    write_sample(engine, SPEC, tmp_path)
+    return _client(engine, tmp_path)
+
+
+def _review_form(token: str, decision: str = "approved", segment_id: int = 1) -> dict[str, str]:
+    return {
+        "campaign_date": SPEC.day.isoformat(),
+        "campaign_id": str(SPEC.campaign_id),
+        "segment_id": str(segment_id),
+        "category": "shoes",
+        "rank": "1",
+        "banner_size": "300x250",
+        "decision": decision,
+        "csrf_token": token,
+    }
+
+
+def _status(engine: Engine, segment_id: int) -> tuple[str, str | None, dt.datetime | None]:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                """SELECT status, reviewed_by, reviewed_at FROM ad_creatives
+                   WHERE campaign_id = :c AND segment_id = :s AND category = 'shoes'"""
+            ),
+            {"c": SPEC.campaign_id, "s": segment_id},
+        ).one()
+
+
+def test_date_page_shows_every_section(client: TestClient) -> None:
+    page = client.get(f"/dates/{SPEC.day}")
+    assert page.status_code == 200
+    html = page.text
+    assert "events.volume.in_range" in html and 'class="warn"' in html  # failed warning shown as warn
+    assert html.count('class="pass"') >= 2
+    assert "/marketing/artifacts/data_docs/2024-03-31/index.html" in html
+    # metrics against the champion re-measured on the same split and the popularity baseline
+    row = re.search(r"<td>valid_ndcg@10</td>(.*?)</tr>", html, re.S)
+    assert row is not None and re.findall(r">([\d.]+)<", row.group(1)) == ["0.0610", "0.0500", "0.0120"]
+    assert "/marketing/artifacts/models/sasrec/2024-03-31/model-abcdef1234.png" in html
+    assert html.count('class="creative"') == 6 and "Campaign 7: Spring sale" in html
+    assert "Segment 2: shirts lovers" in html
+    assert html.count('<tr><td class="num">') == 9  # three sampled users per segment
+
+
+def test_index_shows_the_latest_date_and_run_tab_resolves_its_date(client: TestClient) -> None:
+    assert "business date 2024-03-31" in client.get("/").text
+    tab = client.get("/runs/marketing_daily/scheduled__2024-03-31")
+    assert tab.status_code == 200 and "(run scheduled__2024-03-31)" in tab.text
+    assert client.get("/runs/marketing_daily/unknown").status_code == 404
+
+
+def test_creative_images_are_served_as_png(client: TestClient) -> None:
+    html = client.get(f"/dates/{SPEC.day}").text
+    src = re.search(r'class="creative" src="/marketing(/creatives/image\?[^"]+)"', html)
+    assert src is not None
+    image = client.get(src.group(1).replace("&amp;", "&"))
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
+    missing = src.group(1).replace("&amp;", "&").replace("rank=1", "rank=9")
+    assert client.get(missing).status_code == 404
+
+
+def test_approval_records_who_and_when_and_feeds_the_ad_server_view(client: TestClient, engine: Engine) -> None:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"/dates/{SPEC.day}").text)
+    assert token is not None
+    done = client.post("/creatives/review", data=_review_form(token.group(1)), follow_redirects=False)
+    assert done.status_code == 303
+    status, who, when = _status(engine, 1)
+    assert (status, who) == ("approved", "alice") and when is not None
+    with engine.connect() as conn:
+        served = conn.execute(sa.text("SELECT segment_id, category, approved_by FROM approved_creatives")).all()
+    assert served == [(1, "shoes", "alice")]  # pending creatives are not exported
+    client.post("/creatives/review", data=_review_form(token.group(1), "rejected"), follow_redirects=False)
+    assert _status(engine, 1)[0] == "rejected"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM approved_creatives")).scalar_one() == 0
+
+
+def test_forged_review_without_a_valid_token_is_refused(client: TestClient, engine: Engine) -> None:
+    # A cross-site form carries the victim's session but cannot read a page to learn the token.
+    for token in ("", "not-a-token", csrf.issue(KEY, "mallory"), csrf.issue(csrf.derive_key("other"), "alice")):
+        refused = client.post("/creatives/review", data=_review_form(token), follow_redirects=False)
+        assert refused.status_code == 403, token
+    assert _status(engine, 1)[:2] == ("pending_review", None)
+
+
+def test_expired_token_is_refused() -> None:
+    old = csrf.issue(KEY, "alice", now=1_000_000)
+    assert csrf.verify(KEY, "alice", old, now=1_000_000 + 60)
+    assert not csrf.verify(KEY, "alice", old, now=1_000_000 + csrf.MAX_AGE_S + 1)
+
+
+def test_anonymous_requests_are_refused(engine: Engine, tmp_path: Path) -> None:
+    write_sample(engine, SPEC, tmp_path)
+    anonymous = _client(engine, tmp_path, user=None)
+    for path in ("/", f"/dates/{SPEC.day}", "/artifacts/data_docs/2024-03-31/index.html"):
+        assert anonymous.get(path).status_code == 401, path
+    assert anonymous.post("/creatives/review", data=_review_form("x")).status_code == 401
+
+
+def test_artifact_route_stays_inside_the_artifacts_folder(client: TestClient, tmp_path: Path) -> None:
+    (tmp_path.parent / "secret.txt").write_text("no")
+    assert client.get("/artifacts/data_docs/2024-03-31/index.html").status_code == 200
+    assert client.get("/artifacts/../secret.txt").status_code == 404
+    assert client.get("/artifacts/%2e%2e/secret.txt").status_code == 404
+
+
+def test_empty_warehouse_and_empty_date_render_gracefully(engine: Engine, tmp_path: Path) -> None:
+    client = _client(engine, tmp_path)
+    assert "No outputs yet" in client.get("/").text
+    page = client.get("/dates/2024-01-01")
+    assert page.status_code == 200
+    for message in ("has not run", "No model was trained", "No creatives", "No recommendations"):
+        assert message in page.text
+    assert client.get("/dates/not-a-date").status_code == 404
+
+
+def test_queries_bind_values_instead_of_formatting_them(client: TestClient) -> None:
+    hostile = "shoes' OR '1'='1"
+    url = (
+        f"/creatives/image?campaign_date={SPEC.day}&campaign_id=7&segment_id=1&category={hostile}"
+        "&rank=1&banner_size=300x250"
+    )
+    assert client.get(url).status_code == 404
