@@ -5,7 +5,16 @@ Keeps personalised marketing fresh for one **business date** (a UTC day):
 
 1. `check_data_quality`: Great Expectations checks the day's events in PostgreSQL; a critical failure
    stops the run here, so nothing is trained or written and yesterday's outputs stay.
-2. `publish_report`: rows written per output partition, the data-quality verdict and the models.
+2. `train_user_profile_vae`: retrains the Mult-VAE user profiles; writes embeddings, stable segments
+   and interests (`user_profiles`, `segments`).
+3. `refresh_recommendations`: retrains the SASRec-style Transformer; writes every active user's
+   top-K (`recommendations`).
+4. `generate_ad_creatives`: the conditional GAN's creatives for each live campaign and target
+   segment, quality-gated and composed into banners (`ad_creatives`, status `pending_review`).
+5. `publish_report`: rows written per output partition, the data-quality verdict and the models.
+
+Each model task registers a candidate model and promotes it only if it is not worse than the
+champion (or *Force model promotion* is set); outputs always come from the champion.
 
 **Which date?** Scheduled and backfill runs process their data interval's start. Manual runs process
 the *Business date* picked in the trigger form; without one they fall back to the run's data interval,
@@ -23,6 +32,7 @@ import datetime as dt
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 GPU_POOL = "gpu"
+GPU_QUEUE = "gpu"
 
 
 def _run(step: str) -> dict:
@@ -65,7 +75,8 @@ def _run(step: str) -> dict:
             type="object",
             title="Config overrides",
             description=(
-                'Per-stage settings, e.g. {"quality": {"volume_tolerance": 0.5}}. '
+                "Per-stage settings (stages: quality, profiles, recs, creatives), e.g. "
+                '{"recs": {"max_epochs": 20}, "quality": {"volume_tolerance": 0.3}}. '
                 "Unknown stages or keys fail the run instead of being ignored."
             ),
         ),
@@ -76,11 +87,25 @@ def marketing_daily() -> None:
     def check_data_quality() -> dict:
         return _run("check_data_quality")
 
+    @task(pool=GPU_POOL, queue=GPU_QUEUE)
+    def train_user_profile_vae() -> dict:
+        return _run("train_user_profile_vae")
+
+    @task(pool=GPU_POOL, queue=GPU_QUEUE)
+    def refresh_recommendations() -> dict:
+        return _run("refresh_recommendations")
+
+    @task(pool=GPU_POOL, queue=GPU_QUEUE)
+    def generate_ad_creatives() -> dict:
+        return _run("generate_ad_creatives")
+
     @task
     def publish_report() -> dict:
         return _run("publish_report")
 
-    check_data_quality() >> publish_report()
+    # Recommendations fall back to segment popularity and creatives target segments: both follow the VAE.
+    profiles = check_data_quality() >> train_user_profile_vae()
+    profiles >> [refresh_recommendations(), generate_ad_creatives()] >> publish_report()
 
 
 marketing_daily()

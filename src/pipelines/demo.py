@@ -17,7 +17,21 @@ DEMO_DATE = dt.date(2026, 6, 30)
 # StoreConfig fields for the sample store.
 DEMO_STORE: dict[str, Any] = {"users": 5_000, "items": 1_000, "days": 60, "end_date": DEMO_DATE, "seed": 7}
 
+# Stage -> config overrides. Sized so each model task takes about a minute on 2 cores for the demo store
+# while still training, evaluating against its baselines and writing its outputs.
 PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "production": {},
-    "demo": {},
+    "demo": {
+        "profiles": {"epochs": 10, "batch_size": 128, "hidden_dim": 300, "latent_dim": 64},
+        "recs": {"max_epochs": 15, "patience": 3, "refit": False},
+        # The GAN trains for 200 steps a day, warm-starting from the previous candidate; at that size it
+        # usually stays below the quality gates, and the demo then shows the gate keeping creatives back.
+        "creatives": {
+            "train_steps": 200,
+            "batch_size": 32,
+            "classifier_epochs": 10,
+            "eval_samples": 1000,
+            "candidates_per_category": 16,
+        },
+    },
 }

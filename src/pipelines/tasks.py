@@ -21,7 +21,7 @@ from pipelines.settings import Settings
 log = logging.getLogger(__name__)
 
 C = TypeVar("C")
-STAGES = ("quality",)
+STAGES = ("quality", "profiles", "recs", "creatives")
 
 
 def stage_overrides(params: Mapping[str, Any], stage: str) -> Mapping[str, Any]:
@@ -50,6 +50,35 @@ def check_data_quality(engine: Engine, as_of: dt.date, settings: Settings, param
     return run_quality_gate(engine, as_of, settings.artifacts, config).summary()
 
 
+def _force(params: Mapping[str, Any]) -> bool:
+    value = params.get("force_promote", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"the 'force_promote' param must be true or false, got {value!r}")
+    return value
+
+
+def train_user_profile_vae(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    from pipelines.profiles import ProfileConfig, run
+
+    config = stage_config(ProfileConfig(), "profiles", settings, params)
+    return run(engine, as_of, settings, config, force_promote=_force(params))
+
+
+def refresh_recommendations(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    from pipelines.recs import RecsConfig, run
+
+    config = stage_config(RecsConfig(), "recs", settings, params)
+    return run(engine, as_of, settings, config, force_promote=_force(params))
+
+
+def generate_ad_creatives(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    from pipelines.creatives import CreativesConfig
+    from pipelines.creatives.task import run
+
+    config = stage_config(CreativesConfig(), "creatives", settings, params)
+    return run(engine, as_of, settings, config, force_promote=_force(params))
+
+
 def publish_report(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
     from pipelines.report import build_report, format_report, write_report
 
@@ -61,5 +90,8 @@ def publish_report(engine: Engine, as_of: dt.date, settings: Settings, params: M
 
 STEPS: dict[str, Callable[[Engine, dt.date, Settings, Mapping[str, Any]], dict]] = {
     "check_data_quality": check_data_quality,
+    "train_user_profile_vae": train_user_profile_vae,
+    "refresh_recommendations": refresh_recommendations,
+    "generate_ad_creatives": generate_ad_creatives,
     "publish_report": publish_report,
 }
