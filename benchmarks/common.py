@@ -1,0 +1,39 @@
+"""What every benchmark shares: the machine line, a scratch PostgreSQL, writing its section of the docs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import socket
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    """The machine a figure was measured on, in words."""
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} vCPU ({platform.machine()}), {memory_gib:.0f} GiB RAM, no GPU, {dt.date.today()}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def replace_section(title: str, body: str) -> None:
+    """Write `## title` + body into docs/benchmarks.md, replacing that section only."""
+    heading = f"## {title}\n"
+    text = heading + "\n" + body.strip("\n") + "\n"
+    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    start = current.find(heading)
+    if start < 0:
+        updated = current.rstrip("\n") + "\n\n" + text
+    else:
+        end = current.find("\n## ", start + len(heading))
+        updated = current[:start] + text + (current[end:] if end >= 0 else "")
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(updated.rstrip("\n") + "\n")
