@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.settings import PROJECT_ROOT, Settings
+from common import write_section
+from pipelines.settings import Settings
 from pipelines.sources import StoreConfig, load_synthetic_store
 from pipelines.warehouse.embedded import EmbeddedPostgres, _bin_dir
 from pipelines.warehouse.engine import get_engine, normalize_url
@@ -36,7 +37,7 @@ from pipelines.warehouse.migrations import apply_migrations
 
 log = logging.getLogger("bench_generate_load")
 
-DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
+
 SECTION = "## Synthetic store: generate and load (sources)"
 MACHINE = "2 vCPU, 24 GiB, no GPU"
 
@@ -123,18 +124,6 @@ def time_psql_copy(url: str, workdir: Path) -> tuple[int, float, float]:
     return rows, with_indexes, deferred
 
 
-def write_docs(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md (other sections belong to others)."""
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    start = current.find(SECTION)
-    if start < 0:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text.rstrip("\n") + "\n" + (current[end:] if end >= 0 else "")
-    DOCS.write_text(updated.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -147,7 +136,7 @@ def main() -> None:
         "--database-url", help="a server to use instead of a fresh embedded one (its tables are replaced)"
     )
     parser.add_argument("--skip-generation-only", action="store_true")
-    parser.add_argument("--write-docs", action="store_true", help=f"record the figures in {DOCS.name}")
+    parser.add_argument("--write-docs", action="store_true", help="record the figures in docs/benchmarks.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -224,7 +213,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write_docs:
-        write_docs(text)
+        write_section(text)
 
 
 if __name__ == "__main__":

@@ -33,16 +33,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from common import write_section
 from pipelines.errors import DataQualityError
 from pipelines.quality import GateConfig, run_quality_gate
-from pipelines.settings import PROJECT_ROOT
 from pipelines.warehouse.embedded import EmbeddedPostgres
 from pipelines.warehouse.engine import database_url, ensure_database, get_engine
 from pipelines.warehouse.migrations import apply_migrations
 
 log = logging.getLogger("bench_quality_gate")
 
-DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
 SECTION = "## Data-quality gate (bench_quality_gate.py)"
 MACHINE = "2 vCPU, 24 GiB, no GPU"
 FIRST_DAY = dt.date(2024, 1, 1)
@@ -184,18 +183,6 @@ def gate_seconds(engine: Engine, day: dt.date, artifacts: Path) -> tuple[float, 
     return time.perf_counter() - started, summary
 
 
-def write_docs(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md (other sections belong to others)."""
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    start = current.find(SECTION)
-    if start < 0:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + (current[end + 1 :] if end >= 0 else "")
-    DOCS.write_text(updated.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000_000)
@@ -289,7 +276,7 @@ untimed jobs may share them). Target: under 60 s on 2 cores. Command:
 """
     print(text)
     if args.write_docs:
-        write_docs(text)
+        write_section(text)
 
 
 if __name__ == "__main__":

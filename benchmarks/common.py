@@ -26,8 +26,13 @@ def free_port() -> int:
 
 def replace_section(title: str, body: str) -> None:
     """Write `## title` + body into docs/benchmarks.md, replacing that section only."""
-    heading = f"## {title}\n"
-    text = heading + "\n" + body.strip("\n") + "\n"
+    write_section(f"## {title}\n\n{body.strip(chr(10))}\n")
+
+
+def write_section(text: str) -> None:
+    """Write a section that starts with its `## ` heading line, replacing the section of that heading only."""
+    heading = text.split("\n", 1)[0] + "\n"
+    text = text.strip("\n") + "\n"
     current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     start = current.find(heading)
     if start < 0:
