@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.warehouse.embedded import EmbeddedPostgres
-from pipelines.warehouse.engine import database_url, ensure_database, normalize_url
+from pipelines.warehouse.engine import normalize_url
 from pipelines.warehouse.migrations import apply_migrations
+from tests.stacks import create_database, drop_database
 
 TEMPLATE_DB = "pipelines_test_template"
 
@@ -30,12 +31,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _admin(server_url: str) -> Engine:
-    return sa.create_engine(
-        database_url(server_url, "postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
-    )
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +48,8 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def template_database(pg_server_url: str) -> str:
     """A migrated database that each test's database is cloned from (cloning is ~100x faster)."""
-    admin = _admin(pg_server_url)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
-    admin.dispose()
-    ensure_database(pg_server_url, TEMPLATE_DB)
-    engine = sa.create_engine(database_url(pg_server_url, TEMPLATE_DB), poolclass=sa.pool.NullPool)
+    drop_database(pg_server_url, TEMPLATE_DB)
+    engine = sa.create_engine(create_database(pg_server_url, TEMPLATE_DB), poolclass=sa.pool.NullPool)
     apply_migrations(engine)
     engine.dispose()
     return TEMPLATE_DB
@@ -68,13 +59,8 @@ def template_database(pg_server_url: str) -> str:
 def database_url_for_test(pg_server_url: str, template_database: str) -> Iterator[str]:
     """URL of a fresh migrated database, dropped after the test."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = _admin(pg_server_url)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield database_url(pg_server_url, name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    yield create_database(pg_server_url, name, template_database)
+    drop_database(pg_server_url, name)
 
 
 @pytest.fixture

@@ -45,6 +45,8 @@ class Stack:
         env = dict(os.environ if base is None else base)
         # `airflow standalone` starts its components as `airflow ...`: this interpreter's bin first.
         env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+        # Idle torch (OpenMP) threads sleep instead of spinning: task processes share the machine's cores.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         env.update(
             {
                 "AIRFLOW_HOME": str(self.settings.airflow_home),

@@ -28,9 +28,9 @@ import sqlalchemy as sa
 
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.sources import TINY_STORE, load_synthetic_store
-from pipelines.stack import Stack, prepare
+from pipelines.stack import Stack
 from pipelines.warehouse.engine import get_engine
-from tests.dags.conftest import _create, _drop
+from tests.stacks import prepared_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -101,23 +101,17 @@ def _stop(processes: list[subprocess.Popen[bytes]], token: str) -> None:
 def cluster_stack(
     pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    suffix = uuid.uuid4().hex[:8]
-    names = (f"airflow_celery_{suffix}", f"warehouse_celery_{suffix}")
-    airflow_url = _create(pg_server_url, names[0])
-    warehouse_url = _create(pg_server_url, names[1], template_database)
-    settings = Settings(
-        state_dir=tmp_path_factory.mktemp("celery-state"),
+    with prepared_stack(
+        pg_server_url,
+        template_database,
+        tmp_path_factory.mktemp("celery-state"),
+        "celery",
         gpu_pool_slots=1,
         profile="demo",
         fashion_mnist_dir=Settings.from_env().fashion_mnist_dir,  # CI: the Debian package; else this variable
-    )
-    stack = Stack(warehouse_url=warehouse_url, airflow_db_url=airflow_url, settings=settings)
-    prepare(stack)
-    load_synthetic_store(get_engine(warehouse_url), TINY_STORE, settings.fashion_mnist_path())
-    yield stack
-    get_engine(warehouse_url).dispose()
-    for name in names:
-        _drop(pg_server_url, name)
+    ) as stack:
+        load_synthetic_store(get_engine(stack.warehouse_url), TINY_STORE, stack.settings.fashion_mnist_path())
+        yield stack
 
 
 @pytest.fixture(scope="module")

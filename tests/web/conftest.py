@@ -10,18 +10,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from pipelines.settings import Settings
-from pipelines.stack import Stack, prepare
+from pipelines.stack import Stack
 from pipelines.warehouse.engine import get_engine
 from pipelines.web.sample import SampleSpec, write_sample
-from tests.dags.conftest import _create, _drop
+from tests.stacks import prepared_stack
 
 USER, PASSWORD = "alice", "correct-horse-battery"
 START_TIMEOUT_S = 120
@@ -57,23 +55,16 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 @pytest.fixture(scope="session")
 def web_stack(pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A prepared stack of its own (the DAG tests' warehouse holds another store) with the sample date."""
-    suffix = uuid.uuid4().hex[:8]
-    names = (f"airflow_web_{suffix}", f"warehouse_web_{suffix}")
-    airflow_url = _create(pg_server_url, names[0])
-    warehouse_url = _create(pg_server_url, names[1], template_database)
-    settings = Settings(state_dir=tmp_path_factory.mktemp("web-state"), gpu_pool_slots=1, profile="demo")
-    stack = Stack(warehouse_url=warehouse_url, airflow_db_url=airflow_url, settings=settings)
-    prepare(stack)
-    spec = SampleSpec()
-    write_sample(get_engine(warehouse_url), spec, settings.artifacts)
-    # A marketing_daily run for the sample date (never executed: no scheduler) gives the UI a run tab.
-    stack.airflow("dags", "reserialize", capture=True)
-    conf = json.dumps({"business_date": spec.day.isoformat()})
-    stack.airflow("dags", "trigger", "marketing_daily", "--run-id", RUN_ID, "--conf", conf, capture=True)
-    yield stack
-    get_engine(warehouse_url).dispose()
-    for name in names:
-        _drop(pg_server_url, name)
+    with prepared_stack(
+        pg_server_url, template_database, tmp_path_factory.mktemp("web-state"), "web", gpu_pool_slots=1, profile="demo"
+    ) as stack:
+        spec = SampleSpec()
+        write_sample(get_engine(stack.warehouse_url), spec, stack.settings.artifacts)
+        # A marketing_daily run for the sample date (never executed: no scheduler) gives the UI a run tab.
+        stack.airflow("dags", "reserialize", capture=True)
+        conf = json.dumps({"business_date": spec.day.isoformat()})
+        stack.airflow("dags", "trigger", "marketing_daily", "--run-id", RUN_ID, "--conf", conf, capture=True)
+        yield stack
 
 
 @pytest.fixture(scope="session")
