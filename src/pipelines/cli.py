@@ -13,15 +13,21 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.dates import parse_date
 from pipelines.errors import PipelineError
 from pipelines.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from pipelines.stack import Stack
+
 log = logging.getLogger("pipelines")
 
 
-def _stack(settings: Settings, *, prepare: bool = False):  # noqa: ANN202 - returns pipelines.stack.Stack
+def _stack(settings: Settings, *, prepare: bool = False) -> Stack:
     from pipelines import stack as stack_mod
 
     current = stack_mod.resolve(settings)
@@ -30,7 +36,7 @@ def _stack(settings: Settings, *, prepare: bool = False):  # noqa: ANN202 - retu
     return current
 
 
-def _engine(settings: Settings):  # noqa: ANN202
+def _engine(settings: Settings) -> Engine:
     from pipelines.warehouse.engine import get_engine
     from pipelines.warehouse.migrations import apply_migrations
 
@@ -68,7 +74,7 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _load_demo_store(engine, settings: Settings) -> None:  # noqa: ANN001
+def _load_demo_store(engine: Engine, settings: Settings) -> None:
     from pipelines.demo import DEMO_STORE
     from pipelines.sources import StoreConfig, load_synthetic_store
 

@@ -10,14 +10,11 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path, tit
     """Write the curves; None when there is nothing to plot (no training step was logged)."""
     if not history.get("step"):
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from pipelines import plots
 
     probes = sorted(k for k in history if k.startswith("probe_") and k != "probe_step")
     panels = 2 + (1 if probes else 0)
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6))
+    fig, axes = plots.panels(panels, figsize=(5 * panels, 3.6))
     steps = history["step"]
     axes[0].plot(steps, history["d_loss"], label="D hinge loss")
     axes[0].plot(steps, history["g_loss"], label="G loss")
@@ -32,9 +29,4 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path, tit
             axes[2].plot(history["probe_step"], history[key], marker="o", label=key.removeprefix("probe_"))
         axes[2].set_xlabel("step")
         axes[2].legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path, title, dpi=90)

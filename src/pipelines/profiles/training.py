@@ -158,13 +158,10 @@ def score_rows(model: MultVAE, rows: sp.csr_matrix, device: torch.device) -> np.
 
 def plot_history(history: list[EpochStats], path: Path, title: str) -> Path:
     """Loss curve PNG: negative ELBO, its two terms and the annealed beta, per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pipelines import plots
 
     epochs = [h.epoch for h in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plots.panels(2, figsize=(10, 4))
     left.plot(epochs, [h.loss for h in history], label="loss (nll + beta kl)")
     left.plot(epochs, [h.nll for h in history], label="multinomial nll")
     left.set_xlabel("epoch")
@@ -176,9 +173,4 @@ def plot_history(history: list[EpochStats], path: Path, title: str) -> Path:
     twin = right.twinx()
     twin.plot(epochs, [h.beta for h in history], label="beta", color="tab:red", linestyle="--")
     twin.set_ylabel("beta")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path, title)

@@ -121,6 +121,22 @@ def _optimizer(model: SASRec, config: RecsConfig) -> torch.optim.Optimizer:
     )
 
 
+def _start(
+    n_items: int,
+    config: RecsConfig,
+    device: torch.device,
+    seed: int,
+    init_state: dict[str, torch.Tensor] | None,
+) -> tuple[SASRec, torch.optim.Optimizer, np.random.Generator]:
+    """A seeded model (fresh, or from `init_state`), its optimizer and the batch-order generator."""
+    torch.manual_seed(seed)
+    model = SASRec(model_config(config, n_items))
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model.to(device)
+    return model, _optimizer(model, config), np.random.default_rng(seed)
+
+
 def _epoch(
     model: SASRec,
     optimizer: torch.optim.Optimizer,
@@ -158,13 +174,7 @@ def train(
 
     `on_epoch` (benchmarks) adds its figures for the current weights to the epoch's history row.
     """
-    torch.manual_seed(seed)
-    model = SASRec(model_config(config, n_items))
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    model.to(device)
-    optimizer = _optimizer(model, config)
-    rng = np.random.default_rng(seed)
+    model, optimizer, rng = _start(n_items, config, device, seed, init_state)
     result = TrainResult(model=model, best_epoch=0, best_valid={"ndcg@10": -1.0})
     best_state = copy.deepcopy(model.state_dict())
     positions = int(np.maximum(split.train.lengths - 1, 0).clip(max=config.max_len).sum())
@@ -206,25 +216,17 @@ def train(
 
 def save_curves(history: list[dict[str, float]], path: Path, title: str) -> Path:
     """Training loss and validation NDCG@10 per epoch, as a PNG beside the artifact."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pipelines import plots
 
     epochs = [h["epoch"] for h in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (left, right) = plots.panels(2, figsize=(9, 3.5))
     left.plot(epochs, [h["loss"] for h in history])
     left.set_xlabel("epoch")
     left.set_ylabel("training loss")
     right.plot(epochs, [h["valid_ndcg@10"] for h in history], color="tab:green")
     right.set_xlabel("epoch")
     right.set_ylabel("validation NDCG@10")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path, title)
 
 
 def refit(
@@ -242,13 +244,7 @@ def refit(
     Tuning on validation and then refitting on everything before the test item is the textbook protocol;
     on Beauty the validation transitions are worth about 15% NDCG@10 to every model (docs/benchmarks.md).
     """
-    torch.manual_seed(seed)
-    model = SASRec(model_config(config, n_items))
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    model.to(device)
-    optimizer = _optimizer(model, config)
-    rng = np.random.default_rng(seed)
+    model, optimizer, rng = _start(n_items, config, device, seed, init_state)
     result = TrainResult(model=model, best_epoch=epochs, best_valid={})
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):

@@ -1,0 +1,28 @@
+"""Training-curve figures: one headless way to open a row of panels and write it as a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def panels(count: int, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure with `count` side-by-side axes, on the Agg backend (tasks and tests have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt.subplots(1, count, figsize=figsize)
+
+
+def save(fig: Any, path: Path, title: str, dpi: int = 100) -> Path:
+    """Title, lay out and write the figure to `path`, then free it."""
+    from matplotlib import pyplot as plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
