@@ -74,3 +74,71 @@ def test_grow_items_keeps_old_rows_and_adds_fresh_ones() -> None:
     torch.testing.assert_close(grown["item_emb.weight"][:31], model.state_dict()["item_emb.weight"])
     bigger = SASRec(SASRecConfig(n_items=35, max_len=8, hidden=16, blocks=2, heads=2, dropout=0.0))
     bigger.load_state_dict(grown)
+
+
+def _with_repeat_bias() -> SASRec:
+    model = _model(repeat_bias=True)
+    with torch.no_grad():
+        model.repeat.copy_(torch.arange(8, dtype=torch.float32) + 1.0)  # distance d -> bias d + 1
+    return model
+
+
+@torch.no_grad()
+def test_repeat_bias_adds_to_items_in_the_window_by_distance() -> None:
+    model = _with_repeat_bias()
+    inputs = torch.tensor([[0, 7, 3, 7, 5]])  # 7 seen 1 and 3 steps before the end, 3 at 2, 5 at 0
+    plain = model.encode(inputs)[:, -1] @ model.item_emb.weight.T
+    delta = model.score_last(inputs)[0, 1:] - plain[0, 1:]
+    expected = torch.zeros(30)
+    expected[5 - 1], expected[3 - 1], expected[7 - 1] = 1.0, 3.0, 2.0 + 4.0  # a repeated item adds both
+    torch.testing.assert_close(delta, expected)
+
+
+def _reference_loss(model: SASRec, inputs: torch.Tensor, targets: torch.Tensor, sampled: torch.Tensor | None) -> float:
+    """Cross-entropy written position by position, the repeat bias added by hand."""
+    hidden = model.encode(inputs)
+    losses = []
+    for b in range(inputs.shape[0]):
+        for t in range(inputs.shape[1]):
+            if targets[b, t] == 0:
+                continue
+            classes = torch.arange(1, 31) if sampled is None else torch.cat([targets[b, t : t + 1], sampled])
+            logits = model.item_emb.weight[classes] @ hidden[b, t]
+            for s in range(t + 1):
+                if inputs[b, s] > 0:
+                    logits = logits + (classes == inputs[b, s]) * model.repeat[t - s]
+            if sampled is not None:
+                hit = torch.cat([torch.tensor([False]), sampled == targets[b, t]])
+                logits = logits.masked_fill(hit, float("-inf"))
+            target = targets[b, t] - 1 if sampled is None else torch.tensor(0)
+            losses.append(torch.nn.functional.cross_entropy(logits.unsqueeze(0), target.view(1)))
+    return float(torch.stack(losses).mean())
+
+
+@torch.no_grad()
+def test_repeat_bias_enters_full_and_sampled_softmax_losses() -> None:
+    model = _with_repeat_bias()
+    inputs = torch.tensor([[0, 4, 9, 4, 2], [3, 3, 8, 1, 6]])
+    targets = torch.tensor([[0, 9, 4, 2, 9], [3, 8, 1, 6, 3]])  # repeats of earlier items among the targets
+    weights = (targets > 0).float()
+    assert abs(float(model.loss(inputs, targets, weights)) - _reference_loss(model, inputs, targets, None)) < 1e-4
+    torch.manual_seed(5)
+    sampled_loss = float(model.loss(inputs, targets, weights, negatives=40))
+    torch.manual_seed(5)
+    sampled = torch.randint(1, 31, (40,))
+    assert abs(sampled_loss - _reference_loss(model, inputs, targets, sampled)) < 1e-4
+
+
+def test_repeat_bias_learns_that_history_items_do_not_come_back() -> None:
+    torch.manual_seed(0)
+    model = SASRec(SASRecConfig(n_items=40, max_len=6, hidden=16, blocks=1, dropout=0.0, repeat_bias=True))
+    inputs = torch.randint(1, 41, (64, 5))
+    targets = torch.randint(1, 41, (64, 5))
+    fresh = (targets.unsqueeze(2) != inputs.unsqueeze(1)).all(2)  # target not among the items so far
+    targets = targets * fresh
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(60):
+        optimizer.zero_grad()
+        model.loss(inputs, targets, torch.ones(64, 5)).backward()
+        optimizer.step()
+    assert (model.repeat[:5] < -0.3).all()

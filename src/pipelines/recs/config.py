@@ -31,6 +31,7 @@ class RecsConfig:
     heads: int = 1
     dropout: float = 0.3
     norm_first: bool = True  # pre-LN blocks (stable at high learning rates); False: post-LN as in SASRec
+    repeat_bias: bool = True  # learn how likely an item already in the history is to come next (model.py)
 
     # Training: softmax cross-entropy over the catalogue; negatives > 0 switches to a sampled softmax.
     negatives: int = 0

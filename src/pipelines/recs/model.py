@@ -6,7 +6,12 @@ Deliberate deviations from the paper, each for a measured reason (docs/benchmark
   and our Beauty runs show the one-negative loss leaves most of the quality on the table;
 - item embeddings are tied with the output layer (scores are dot products with the item table), so a new
   item needs one new row and nothing else;
-- pre-LN blocks by default (a setting), GELU feed-forward, attention through `scaled_dot_product_attention`.
+- pre-LN blocks by default (a setting), GELU feed-forward, attention through `scaled_dot_product_attention`;
+- a learned repeat bias (a setting): one scalar per recency, added to the score of every item already in the
+  window at that distance. With tied embeddings the hidden state sits close to the items just seen, so
+  without it the model spends its top ranks on them; on Beauty, where the next item is almost never a repeat,
+  the top-10 lost a quarter of its NDCG that way (docs/benchmarks.md). Where repeats are common (cart then
+  purchase) the bias learns to be positive instead. RepeatNet (Ren et al., AAAI 2019) models the same choice.
 Sequences are left-padded and right-aligned: the most recent item always sits at the last position, so the
 learned positional embedding means "k steps before now".
 """
@@ -31,6 +36,7 @@ class SASRecConfig:
     heads: int = 1
     dropout: float = 0.5
     norm_first: bool = True
+    repeat_bias: bool = False  # False keeps checkpoints saved before the setting existed loadable
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -86,6 +92,8 @@ class SASRec(nn.Module):
         self.emb_drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.blocks))
         self.final_norm = nn.LayerNorm(cfg.hidden) if cfg.norm_first else nn.Identity()
+        # Score offset of an item seen d steps before the scored position, d = 0 .. max_len - 1.
+        self.repeat = nn.Parameter(torch.zeros(cfg.max_len)) if cfg.repeat_bias else None
         self.apply(self._init)
 
     @staticmethod
@@ -121,14 +129,22 @@ class SASRec(nn.Module):
         valid = targets > 0
         hidden = self.encode(inputs)[valid]  # [n_positions, hidden]
         target = targets[valid]  # [n_positions]
+        seen = self._seen(inputs, valid) if self.repeat is not None else None
         if negatives == 0:
             # Against rows 1.. only (padding is never a class), so class c is item row c + 1.
             logits = hidden @ self.item_emb.weight[1:].T  # [n_positions, n_items]
+            if seen is not None:
+                rows, items, bias = seen
+                # In place: the matmul's backward does not need its output, and a copy of [positions, items]
+                # would double the memory traffic of the step.
+                logits.index_put_((rows, items - 1), bias.to(logits.dtype), accumulate=True)
             losses = F.cross_entropy(logits.float(), target - 1, reduction="none")
         else:
             sampled = torch.randint(1, self.cfg.n_items + 1, (negatives,), device=inputs.device)
             pos = (hidden * self.item_emb(target)).sum(-1, keepdim=True)  # [n_positions, 1]
             neg = hidden @ self.item_emb(sampled).T  # [n_positions, negatives]
+            if seen is not None:
+                pos, neg = self._repeat_sampled(pos, neg, seen, target, sampled)
             neg = neg.masked_fill(sampled.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
             logits = torch.cat([pos, neg], dim=1).float()
             losses = F.cross_entropy(logits, torch.zeros_like(target), reduction="none")
@@ -139,8 +155,51 @@ class SASRec(nn.Module):
         """Scores of every item as the next one after each sequence: [batch, seq] -> [batch, n_items + 1]."""
         hidden = self.encode(inputs)[:, -1]  # [batch, hidden]
         scores = hidden @ self.item_emb.weight.T
+        if self.repeat is not None:
+            last = torch.zeros_like(inputs, dtype=torch.bool)
+            last[:, -1] = True
+            rows, items, bias = self._seen(inputs, last)
+            scores.index_put_((rows, items), bias.to(scores.dtype), accumulate=True)
         scores[:, 0] = float("-inf")
         return scores
+
+    def _seen(self, inputs: torch.Tensor, scored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(scored-position row, item row, repeat bias) for every item at or before each scored position.
+
+        Rows number the scored positions in the order of `inputs[scored]`; an item seen twice appears twice
+        (its biases add up).
+        """
+        assert self.repeat is not None
+        length = inputs.shape[1]
+        row_of = torch.full(inputs.shape, -1, dtype=torch.long, device=inputs.device)
+        row_of[scored] = torch.arange(int(scored.sum()), device=inputs.device)
+        at, before = torch.tril_indices(length, length, device=inputs.device)  # pairs with before <= at
+        rows = row_of[:, at]  # [batch, pairs]
+        items = inputs[:, before]  # [batch, pairs]
+        keep = (rows >= 0) & (items > 0)
+        return rows[keep], items[keep], self.repeat[(at - before).expand_as(rows)[keep]]
+
+    @staticmethod
+    def _repeat_sampled(
+        pos: torch.Tensor,
+        neg: torch.Tensor,
+        seen: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        target: torch.Tensor,
+        sampled: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The repeat bias added to the sampled softmax's positive and negative logits."""
+        rows, items, bias = seen
+        hit = items == target[rows]
+        pos = pos.index_put((rows[hit], torch.zeros_like(rows[hit])), bias[hit].to(pos.dtype), accumulate=True)
+        # Every sampled column holding a history item gets its bias (an item may be drawn more than once).
+        drawn, column_of = sampled.sort()
+        first = torch.searchsorted(drawn, items)
+        count = torch.searchsorted(drawn, items, right=True) - first  # [entries]
+        entry = torch.repeat_interleave(torch.arange(len(items), device=items.device), count)
+        within = torch.arange(len(entry), device=items.device) - torch.repeat_interleave(count.cumsum(0) - count, count)
+        column = column_of[first[entry] + within]
+        neg = neg.index_put((rows[entry], column), bias[entry].to(neg.dtype), accumulate=True)
+        return pos, neg
 
 
 def attention_mask(inputs: torch.Tensor) -> torch.Tensor:

@@ -31,8 +31,8 @@ from pipelines.recs.model import SASRec, SASRecConfig, grow_items
 from pipelines.recs.sequences import ItemVocab, LeaveOneOut, Sequences, from_events, leave_one_out
 from pipelines.recs.train import TrainResult, refit, save_curves, score_batches, train
 from pipelines.settings import Settings
-from pipelines.sources.binary_copy import prefetch
 from pipelines.warehouse.partitions import replace_partition
+from pipelines.warehouse.prefetch import prefetch
 from pipelines.warehouse.reads import day_bounds, events_as_of, read_frame
 
 if TYPE_CHECKING:
@@ -230,8 +230,8 @@ def _warm_start(
     if not config.warm_start or champion is None:
         return None
     old = champion.model.cfg
-    shape = (old.max_len, old.hidden, old.blocks, old.heads, old.norm_first)
-    if shape != (config.max_len, config.hidden, config.blocks, config.heads, config.norm_first):
+    shape = (old.max_len, old.hidden, old.blocks, old.heads, old.norm_first, old.repeat_bias)
+    if shape != (config.max_len, config.hidden, config.blocks, config.heads, config.norm_first, config.repeat_bias):
         log.info("warm start skipped: champion %s has another architecture %s", champion.version, shape)
         return None
     log.info("warm start from champion %s (%d new items)", champion.version, vocab.size - champion.vocab.size)

@@ -53,6 +53,7 @@ def model_config(config: RecsConfig, n_items: int) -> SASRecConfig:
         heads=config.heads,
         dropout=config.dropout,
         norm_first=config.norm_first,
+        repeat_bias=config.repeat_bias,
     )
 
 
