@@ -38,13 +38,13 @@ from pipelines.recs.infer import aligned, model_topk, popularity_topk, ranking
 from pipelines.recs.model import SASRec
 from pipelines.recs.sequences import ItemVocab, from_events
 from pipelines.recs.train import model_config
-from pipelines.sources.binary_copy import prefetch
 from pipelines.sources.config import StoreConfig
 from pipelines.sources.generator import generate_events
 from pipelines.sources.world import build_world
 from pipelines.warehouse.embedded import EmbeddedPostgres
 from pipelines.warehouse.migrations import apply_migrations
 from pipelines.warehouse.partitions import replace_partition
+from pipelines.warehouse.prefetch import prefetch
 
 log = logging.getLogger("bench_recs_inference")
 TITLE = "Transformer recommendations: inference + write, 1M users (bench_recs_inference.py)"

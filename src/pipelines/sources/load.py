@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.sources.binary_copy import copy_events
 from pipelines.warehouse.partitions import copy_frames
 
 if TYPE_CHECKING:
@@ -60,8 +59,8 @@ def replace_source_tables(
 ) -> LoadSummary:
     """Empty every source table, then COPY each `(table, frames)` in order; all in one transaction.
 
-    Events go through the binary COPY of `binary_copy` (the bulk of every load); the other tables
-    through warehouse.partitions.copy_frames.
+    Every table goes through warehouse.partitions.copy_frames (binary COPY where the column types allow,
+    which covers events, the bulk of every load); events with their indexes built after the COPY.
     """
     started = time.monotonic()
     rows: dict[str, int] = {table: 0 for table in SOURCE_TABLES}
@@ -72,7 +71,7 @@ def replace_source_tables(
                 raise ValueError(f"{table!r} is not a source table ({', '.join(SOURCE_TABLES)})")
             if table == "events":
                 with _indexes_built_after(conn, table):
-                    rows[table] += copy_events(conn, frames, on_frame=_Progress(source, table))
+                    rows[table] += copy_frames(conn, table, _Progress(source, table).counting(frames))
             else:
                 rows[table] += copy_frames(conn, table, frames)
     summary = LoadSummary(source, rows, time.monotonic() - started)
@@ -109,14 +108,19 @@ def _indexes_built_after(conn: Connection, table: str) -> Iterator[None]:
 
 
 class _Progress:
-    """Logs rows so far and the rate every few seconds."""
+    """Logs rows so far (handed to COPY) and the rate every few seconds."""
 
     def __init__(self, source: str, table: str) -> None:
         self.source, self.table = source, table
         self.started = self.last = time.monotonic()
         self.done = 0
 
-    def __call__(self, rows: int) -> None:
+    def counting(self, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in frames:
+            yield frame
+            self._add(len(frame))
+
+    def _add(self, rows: int) -> None:
         self.done += rows
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S:

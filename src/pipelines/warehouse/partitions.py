@@ -3,6 +3,9 @@
 `replace_partition` creates the day's partition on first use, empties it (or just the rows of one scope,
 such as one campaign) and streams the new rows in with COPY, all in one transaction: readers see the old
 rows until the commit and the new rows after it, and a failure at any point leaves the old rows intact.
+
+Both write with binary COPY (`binary_copy`) when the table's catalog types of a frame's columns allow it,
+else with CSV; a background thread encodes the next frame while the server ingests the current one.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from typing import TYPE_CHECKING
 from psycopg2 import sql
 from sqlalchemy.engine import Connection, Engine
 
+from pipelines.warehouse.binary_copy import binary_encoders, column_types, encode_frame
+from pipelines.warehouse.prefetch import prefetch
+
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
 NULL = r"\N"
+READ_SIZE = 1 << 20  # bytes handed to libpq per call: few GIL hand-overs with the encoding thread
 
 
 def partition_name(table: str, day: dt.date) -> str:
@@ -67,18 +74,32 @@ def _array_literal(value: object) -> str | None:
     return "{" + items + "}"
 
 
-def _copy(cursor: object, target: sql.Composable, frame: pd.DataFrame) -> int:
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL {})").format(target, columns, sql.Literal(NULL))
-    cursor.copy_expert(statement, _csv(frame))  # type: ignore[attr-defined]
-    return len(frame)
+def _copy(cursor: object, table: str, target: sql.Composable, frames: Iterable[pd.DataFrame]) -> int:
+    """COPY `frames` into `target` (`table` or one of its partitions), encoding one frame ahead."""
+    encoders = binary_encoders(column_types(cursor, table))
+
+    def encoded(frame: pd.DataFrame) -> tuple[int, sql.Composable, io.IOBase]:
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+        payload = encode_frame(frame, table, encoders) if set(frame.columns) <= encoders.keys() else None
+        log.debug("COPY %d rows into %s as %s", len(frame), table, "csv" if payload is None else "binary")
+        if payload is None:
+            statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL {})")
+            return len(frame), statement.format(target, columns, sql.Literal(NULL)), _csv(frame)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(target, columns)
+        return len(frame), statement, io.BytesIO(payload)
+
+    written = 0
+    for rows, statement, payload in prefetch(encoded(f) for f in frames if len(f)):
+        cursor.copy_expert(statement, payload, size=READ_SIZE)  # type: ignore[attr-defined]
+        written += rows
+    return written
 
 
 def copy_frames(conn: Connection, table: str, frames: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
     """Append frames to `table` with COPY on the caller's transaction. Returns the number of rows."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        return sum(_copy(cursor, sql.Identifier(table), f) for f in _frames(frames) if len(f))
+        return _copy(cursor, table, sql.Identifier(table), _frames(frames))
     finally:
         cursor.close()
 
@@ -117,12 +138,9 @@ def replace_partition(
                 cursor.execute(sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(partition), condition))
             else:
                 cursor.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(partition)))
-            written = 0
-            for frame in _frames(frames):
-                if not len(frame):
-                    continue
-                frame = _with_constants(frame, {date_column: day, **scope})
-                written += _copy(cursor, sql.Identifier(partition), frame)
+            constants = {date_column: day, **scope}
+            filled = (_with_constants(f, constants) for f in _frames(frames) if len(f))
+            written = _copy(cursor, table, sql.Identifier(partition), filled)
         finally:
             cursor.close()
     log.info("replaced %s for %s%s: %d rows", table, day, f" {scope}" if scope else "", written)
