@@ -32,6 +32,7 @@ import torch
 from common import replace_section
 from pipelines.compute import derive_seed, seed_everything, select_device
 from pipelines.config import apply_overrides
+from pipelines.profiles.evaluation import ease_weights
 from pipelines.recs.baselines import popularity
 from pipelines.recs.config import RecsConfig
 from pipelines.recs.metrics import batched, evaluate
@@ -83,19 +84,6 @@ def transitions(train: Sequences, n_items: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(prev), np.float32), (prev, nxt)), shape=(n_items + 1, n_items + 1))
 
 
-def ease(train: Sequences, n_items: int, lam: float) -> np.ndarray:
-    """EASE (Steck, WWW 2019): B = I - P diag(1/diag(P)), P = (X'X + lam I)^-1, diag(B) = 0."""
-    users = np.repeat(np.arange(len(train)), train.lengths)
-    x = sp.csr_matrix((np.ones(len(users), np.float32), (users, train.items)), shape=(len(train), n_items + 1))
-    x.data[:] = 1.0
-    gram = torch.from_numpy((x.T @ x).toarray().astype(np.float64))
-    gram += lam * torch.eye(n_items + 1, dtype=torch.float64)
-    p = torch.linalg.inv(gram)
-    b = -p / torch.diagonal(p)
-    b.fill_diagonal_(0.0)
-    return b.float().numpy()
-
-
 def history_matrix(inputs: Sequences, n_items: int) -> sp.csr_matrix:
     users = np.repeat(np.arange(len(inputs)), inputs.lengths)
     x = sp.csr_matrix((np.ones(len(users), np.float32), (users, inputs.items)), shape=(len(inputs), n_items + 1))
@@ -129,13 +117,13 @@ def run_baselines(split: LeaveOneOut, n_items: int, skip_ease: bool) -> dict[str
         valid_x, test_x = history_matrix(split.valid_input, n_items), history_matrix(split.test_input, n_items)
         best = (-1.0, 0.0)
         for lam in EASE_LAMBDAS:
-            b = ease(split.train, n_items, lam)
+            b = ease_weights(history_matrix(split.train, n_items), lam)
             valid = evaluate(
                 batch_scores(split.valid_input, split.valid_target, lambda r, b=b: valid_x[r] @ b, False), n_items
             )
             log.info("EASE lambda %.0f: valid NDCG@10 %.4f", lam, valid["ndcg@10"])
             best = max(best, (valid["ndcg@10"], lam))
-        b = ease(fit, n_items, best[1])
+        b = ease_weights(history_matrix(fit, n_items), best[1])
         results["ease"] = both(split.test_input, split.test_target, lambda r: test_x[r] @ b, n_items)
         results["ease"]["lambda"] = best[1]
         results["ease"]["seconds"] = time.perf_counter() - tick
@@ -237,8 +225,8 @@ def markdown(report: dict) -> str:
         f"at epoch {m['best_epoch']} of {m['epochs']} (patience {report['config']['patience']}, time cap "
         f"{report['config']['max_train_seconds']:.0f} s); tuning {m['tune_seconds']:.0f} s + refit "
         f"{m['refit_seconds']:.0f} s = **{m['train_seconds'] / 60:.1f} min** wall to the figures above "
-        f"({m['train_cpu_seconds'] / 60:.1f} CPU-minutes of this process; the machine was shared with other "
-        f"jobs, load average about {report['load_average']:.1f} on 2 cores). Time to the "
+        f"({m['train_cpu_seconds'] / 60:.1f} CPU-minutes of this process; 15-minute load average at the end of "
+        f"training {report['load_average']:.1f} on 2 cores). Time to the "
         "quality of an unmodified public SASRec after 20 epochs (HR@10 0.038 / NDCG@10 0.016, 465 s here): "
         + (
             f"**{peer:.0f} s** (epoch {m['epochs_to_peer_quality']}, {PEER['seconds'] / peer:.1f}x sooner)"

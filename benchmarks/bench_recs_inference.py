@@ -130,13 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         "users_per_s": args.users / total_s,
         "rows_per_s": rows / total_s,
         "peak_rss_mib": rss_mib(),
+        "load_average": os.getloadavg()[1],  # 5 minutes: how shared the 2 cores were while timed
     }
     log.info("%s", figures)
     if args.write_docs:
         body = "\n".join(
             [
                 f"Measured {dt.date.today()} on 2 vCPU, 24 GiB, no GPU (device `{device}`, {torch.get_num_threads()} "
-                "torch threads, OMP_WAIT_POLICY=PASSIVE); embedded PostgreSQL 18, fresh database. Command: "
+                "torch threads, OMP_WAIT_POLICY=PASSIVE); embedded PostgreSQL 18, fresh database; rows go out with "
+                "binary COPY (`pipelines.warehouse.binary_copy`). Command: "
                 "`flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_recs_inference.py "
                 f"--users {args.users} --items {args.items} --days {args.days} --write-docs`.",
                 "",
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| rows/s written | {figures['rows_per_s']:,.0f} (`psql \\copy` of 7-column rows here: ~290,000/s) |",
                 f"| peak RSS (generation included) | **{figures['peak_rss_mib'] / 1024:.2f} GiB** (target < 4 GB) |",
                 f"| building the sequences from events (not timed above) | {prepare_s:.1f} s |",
+                f"| load average (5 min) at the end of the timed part | {figures['load_average']:.1f} |",
             ]
         )
         replace_section(TITLE, body)

@@ -336,7 +336,7 @@ def _write(
     counts = {"model": 0, "segment_popularity": 0, "global_popularity": 0}
 
     def tagged():
-        # Scoring the next batches (torch releases the GIL) overlaps the CSV encoding and COPY of this one.
+        # Scoring the next batches (torch releases the GIL) overlaps the encoding and COPY of this one.
         for frame in prefetch(chain.from_iterable(frames), depth=2):
             for source, n in frame["source"].value_counts().items():
                 counts[str(source)] += int(n)
