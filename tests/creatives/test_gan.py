@@ -7,8 +7,13 @@ import torch
 from torch.nn.utils import parametrize
 
 from pipelines.creatives.diffaugment import diff_augment, parse_policy
-from pipelines.creatives.gan import Discriminator, GanSpec, Generator, update_ema
-from pipelines.creatives.metrics import frechet_distance, kernel_inception_distance, precision_recall
+from pipelines.creatives.gan import Discriminator, GanSpec, Generator, MinibatchStddev, update_ema
+from pipelines.creatives.metrics import (
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall,
+    within_class_spread,
+)
 
 SPEC = GanSpec(n_classes=4, image_size=28, z_dim=16, g_channels=8, d_channels=8)
 
@@ -35,6 +40,42 @@ def test_discriminator_scores_per_image_and_depends_on_the_class() -> None:
     other = d(x, torch.tensor([1, 2, 3]))
     assert same.shape == (3,)
     assert (same - other).abs().min() > 0  # the projection head uses the class
+
+
+def test_minibatch_stddev_appends_the_spread_of_each_images_class() -> None:
+    layer = MinibatchStddev(n_classes=3)
+    x = torch.zeros(4, 3, 2, 2)
+    x[2] = 2.0
+    out = layer(x, torch.tensor([0, 1, 0, 2]))  # images 0 and 2 share a class; 1 and 3 are alone in theirs
+    assert out.shape == (4, 4, 2, 2)
+    assert torch.equal(out[:, :3], x)
+    assert torch.allclose(out[[0, 2], 3], torch.ones(2, 2, 2))  # std of {0, 2} is 1 everywhere
+    assert torch.allclose(out[[1, 3], 3], torch.full((2, 2, 2), 1e-4))  # alone: sqrt(1e-8)
+
+
+def test_discriminator_score_depends_on_same_class_images_only_with_minibatch_stddev() -> None:
+    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(8) % 4  # image 0 shares class 0 with image 4 only
+    for stddev in (True, False):
+        torch.manual_seed(0)
+        d = Discriminator(GanSpec(n_classes=4, d_channels=8, minibatch_stddev=stddev)).eval()
+        same_class, other_class = x.clone(), x.clone()
+        same_class[4] = x[0]  # image 0's class now holds two identical images
+        other_class[1:4] = x[0]
+        with torch.no_grad():
+            score = d(x, y)[0]
+            assert ((score - d(same_class, y)[0]).abs() > 1e-4) == stddev
+            assert torch.allclose(score, d(other_class, y)[0])
+
+
+def test_a_spec_saved_before_minibatch_stddev_rebuilds_the_discriminator_it_was_trained_with() -> None:
+    saved = {k: v for k, v in SPEC.to_dict().items() if k != "minibatch_stddev"}  # an older artifact's spec
+    spec = GanSpec(**saved)
+    assert not spec.minibatch_stddev
+    assert Discriminator(spec).blocks[-1].in_channels == 4 * SPEC.d_channels
+    with_stddev = Discriminator(GanSpec(**saved | {"minibatch_stddev": True}))
+    assert with_stddev.blocks[-1].in_channels == 4 * SPEC.d_channels + 1
+    assert Discriminator(spec).state_dict().keys() == with_stddev.state_dict().keys()
 
 
 def test_every_discriminator_weight_is_spectrally_normalised() -> None:
@@ -84,3 +125,10 @@ def test_frechet_kid_and_precision_recall_against_hand_computed_values() -> None
     assert (precision, recall) == (1.0, 1.0)
     far_precision, far_recall = precision_recall(a[:500], a[:500] + 100)
     assert (far_precision, far_recall) == (0.0, 0.0)
+
+
+def test_within_class_spread_averages_same_class_distances_and_is_zero_for_prototypes() -> None:
+    features = torch.tensor([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0], [10.0, 2.0], [7.0, 7.0]])
+    labels = torch.tensor([0, 0, 1, 1, 2])  # class 2 has a single sample and is left out
+    assert within_class_spread(features, labels) == pytest.approx((5.0 + 2.0) / 2)
+    assert within_class_spread(torch.ones(4, 2), torch.tensor([0, 0, 1, 1])) == 0.0

@@ -137,7 +137,13 @@ def train_candidate(
     classifier = _classifier(data, train, config, artifacts, device)
 
     spec = GanSpec(
-        len(data.classes), config.image_size, config.image_channels, config.z_dim, config.g_channels, config.d_channels
+        len(data.classes),
+        config.image_size,
+        config.image_channels,
+        config.z_dim,
+        config.g_channels,
+        config.d_channels,
+        config.minibatch_stddev,
     )
     seed = derive_seed(MODEL_NAME, as_of, "train")
     state = new_state(spec, config, seed, device)

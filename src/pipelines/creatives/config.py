@@ -19,6 +19,9 @@ class CreativesConfig:
     z_dim: int = 64
     g_channels: int = 16
     d_channels: int = 16
+    # The discriminator sees the spread of each class's images in the batch (gan.MinibatchStddev). Without
+    # it the generator drew one prototype per category whatever its noise (recall 0.00, docs/benchmarks.md).
+    minibatch_stddev: bool = True
     # GAN training: steps per run on top of the warm start; an interrupted run resumes from its checkpoint.
     train_steps: int = 3000
     batch_size: int = 64

@@ -59,6 +59,16 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3) -> t
     return covered(fake, real, radii(real)), covered(real, fake, radii(fake))
 
 
+def within_class_spread(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean distance between two samples of the same class, averaged over classes: ~0 when noise is ignored."""
+    spreads = []
+    for c in labels.unique():
+        x = features[labels == c].double()
+        if len(x) > 1:
+            spreads.append(torch.cdist(x, x).sum() / (len(x) * (len(x) - 1)))  # the diagonal is zero
+    return float(torch.stack(spreads).mean())
+
+
 def feature_metrics(reference: torch.Tensor, sample: torch.Tensor, *, seed: int = 0) -> dict[str, float]:
     """Frechet, KID and precision/recall of `sample` features against `reference` features."""
     precision, recall = precision_recall(reference, sample)
