@@ -158,6 +158,10 @@ def benchmark(
             chosen, best_ndcg, best_scorer = lam, ndcg, scorer
     result.seconds["ease_all_lambdas"] = time.perf_counter() - started
     result.chosen["ease_lambda"] = chosen
+    # A lambda at the end of the grid may not be EASE's best: the comparison is only fair if it is inside.
+    result.chosen["ease_lambda_at_edge"] = len(lambdas) > 1 and chosen in (min(lambdas), max(lambdas))
+    if result.chosen["ease_lambda_at_edge"]:
+        log.warning("%s: EASE's best lambda %.0f is at the edge of the grid %s: widen it", name, chosen, lambdas)
     result.metrics["EASE"] = ranking_metrics(best_scorer, test)  # type: ignore[arg-type]
     log.info("%s test: %s", name, json.dumps(result.metrics))
     return result
@@ -209,8 +213,14 @@ def scale(
         "peak_rss_gb_before_training": round(rss_before_train, 2),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
         "batch_size": config.batch_size,
-        "model": f"[I-{config.hidden_dim}-{config.latent_dim}-{config.hidden_dim}-I]",
+        "model": vae_shape(config),
     }
+
+
+def vae_shape(config: ProfileConfig) -> str:
+    from pipelines.profiles.model import VAEConfig
+
+    return VAEConfig(0, config.hidden_dim, config.latent_dim, decoder_hidden=config.decoder_hidden).shape
 
 
 def time_batches(matrix: sp.csr_matrix, config: ProfileConfig, device: torch.device, limit: int) -> list[float]:
@@ -224,7 +234,10 @@ def time_batches(matrix: sp.csr_matrix, config: ProfileConfig, device: torch.dev
 
     seed = derive_seed("bench_profiles", "scale")
     torch.manual_seed(seed)
-    model = MultVAE(VAEConfig(matrix.shape[1], config.hidden_dim, config.latent_dim, config.input_dropout)).to(device)
+    vae_config = VAEConfig(
+        matrix.shape[1], config.hidden_dim, config.latent_dim, config.input_dropout, config.decoder_hidden
+    )
+    model = MultVAE(vae_config).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
     order = np.random.default_rng(seed).permutation(matrix.shape[0])
     total = -(-matrix.shape[0] // config.batch_size)
@@ -258,7 +271,7 @@ def markdown_real(
         "excluded. Recall@k divides by min(k, targets). Binary interactions. Beauty: the 5-core S3-Rec file;",
         "Ta-Feng: customer x product purchases, iterative 5-core. The VAE's epoch (checked every few epochs)",
         f"and EASE's lambda (from {', '.join(f'{v:.0f}' for v in lambdas)}) are chosen on validation NDCG@100;",
-        f"Mult-VAE [I-{config.hidden_dim}-{config.latent_dim}-{config.hidden_dim}-I], dropout {config.input_dropout},",
+        f"Mult-VAE {vae_shape(config)}, dropout {config.input_dropout},",
         f"beta cap {config.beta_cap} (annealed over {config.anneal_fraction:.0%} of updates), Adam lr",
         f"{config.learning_rate}, batch {config.batch_size}, up to {config.epochs} epochs"
         f"{'' if config.max_train_seconds is None else f' or {config.max_train_seconds:.0f} s'}.",
@@ -272,7 +285,11 @@ def markdown_real(
                    "EASE": r.seconds["ease_all_lambdas"]}  # fmt: skip
         for model in ("popularity", "Mult-VAE", "EASE"):
             m = r.metrics[model]
-            note = {"Mult-VAE": f" (epoch {r.chosen['vae_epoch']})", "EASE": f" (lambda {r.chosen['ease_lambda']:.0f})"}
+            edge = ", edge of the grid" if r.chosen["ease_lambda_at_edge"] else ""
+            note = {
+                "Mult-VAE": f" (epoch {r.chosen['vae_epoch']})",
+                "EASE": f" (lambda {r.chosen['ease_lambda']:.0f}{edge})",
+            }
             lines.append(
                 f"| {r.dataset} | {r.users:,} x {r.items:,} ({r.interactions:,}) | {r.test_users:,} | "
                 f"{model}{note.get(model, '')} | {m['recall_at_20']:.4f} | {m['recall_at_50']:.4f} | "
@@ -343,7 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="beauty,tafeng")
     parser.add_argument("--config", default="{}", help="ProfileConfig overrides as JSON")
     parser.add_argument("--eval-every", type=int, default=5)
-    parser.add_argument("--ease-lambdas", default="500", help="comma-separated; each costs one items x items inverse")
+    parser.add_argument(
+        "--ease-lambdas",
+        default="50,100,200,500,1000,2000",
+        help="comma-separated; each costs one items x items inverse; the best must not be at an end",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0: torch's default")
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--items", type=int, default=1_000)

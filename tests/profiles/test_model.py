@@ -128,3 +128,22 @@ def test_training_on_a_wide_matrix_keeps_memory_to_one_batch_of_logits() -> None
     growth_gb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before_kb) * 1024 / 1e9
     assert np.isfinite(history[0].loss)
     assert growth_gb < 0.4, f"peak RSS grew by {growth_gb:.2f} GB"
+
+
+def test_linear_decoder_maps_the_latent_straight_to_item_logits() -> None:
+    torch.manual_seed(2)
+    config = VAEConfig(n_items=6, hidden_dim=5, latent_dim=3, decoder_hidden=False)
+    model = MultVAE(config).eval()
+    assert isinstance(model.decoder, torch.nn.Linear) and model.decoder.weight.shape == (6, 3)
+    assert config.shape == "[I-5-3-I]" and VAEConfig(n_items=6, hidden_dim=5, latent_dim=3).shape == "[I-5-3-5-I]"
+    batch = to_batch(sp.csr_matrix(np.array([[1.0, 0, 1, 0, 0, 0]], dtype=np.float32)))
+    logits, mu, _ = model(batch)
+    torch.testing.assert_close(logits, model.decoder(mu))
+    rebuilt = MultVAE(VAEConfig(**config.to_dict()))
+    rebuilt.load_state_dict(model.state_dict())  # a checkpoint's saved config rebuilds the same layers
+
+
+def test_training_with_a_linear_decoder_fits_two_taste_groups() -> None:
+    matrix = _blocks()
+    _, history = train(matrix, dataclasses.replace(TINY, decoder_hidden=False), torch.device("cpu"), seed=7)
+    assert history[-1].nll < 0.8 * history[0].nll
