@@ -275,7 +275,6 @@ def markdown_real(
         f"beta cap {config.beta_cap} (annealed over {config.anneal_fraction:.0%} of updates), Adam lr",
         f"{config.learning_rate}, batch {config.batch_size}, up to {config.epochs} epochs"
         f"{'' if config.max_train_seconds is None else f' or {config.max_train_seconds:.0f} s'}.",
-        "The 2 cores were shared with other work during the run: times are upper bounds.",
         "",
         "| data | users x items (interactions) | test users | model | Recall@20 | Recall@50 | NDCG@100 | train s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -317,8 +316,8 @@ def markdown_scale(report: dict[str, object], device: torch.device, threads: int
         [
             "### Synthetic store with 1,000,000 users: epoch time and peak RSS",
             "",
-            f"Run {dt.date.today()}, machine: {MACHINE}, device {device}, {threads} torch thread(s); 2 cores shared",
-            f"with other work during the run. Store: {report['store']}; events weighted and summed into the",
+            f"Run {dt.date.today()}, machine: {MACHINE}, device {device}, {threads} torch thread(s) (conditions: the",
+            f"run note below). Store: {report['store']}; events weighted and summed into the",
             "sparse users x items matrix chunk by chunk (no database in the loop).",
             f"{report['events']:,} events -> {report['users_with_events']:,} users with events, "
             f"{report['nonzeros']:,} non-zeros (generated in {report['generate_seconds']} s). Mult-VAE "
