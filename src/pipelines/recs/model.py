@@ -156,10 +156,9 @@ class SASRec(nn.Module):
         hidden = self.encode(inputs)[:, -1]  # [batch, hidden]
         scores = hidden @ self.item_emb.weight.T
         if self.repeat is not None:
-            last = torch.zeros_like(inputs, dtype=torch.bool)
-            last[:, -1] = True
-            rows, items, bias = self._seen(inputs, last)
-            scores.index_put_((rows, items), bias.to(scores.dtype), accumulate=True)
+            # Column s of the window is length - 1 - s steps before the scored position; padding lands on row 0.
+            distance = torch.arange(inputs.shape[1] - 1, -1, -1, device=inputs.device)
+            scores.scatter_add_(1, inputs, self.repeat[distance].to(scores.dtype).expand(inputs.shape))
         scores[:, 0] = float("-inf")
         return scores
 
