@@ -273,7 +273,8 @@ def markdown_real(
         f"and EASE's lambda (from {', '.join(f'{v:.0f}' for v in lambdas)}) are chosen on validation NDCG@100;",
         f"Mult-VAE {vae_shape(config)}, dropout {config.input_dropout},",
         f"beta cap {config.beta_cap} (annealed over {config.anneal_fraction:.0%} of updates), Adam lr",
-        f"{config.learning_rate}, batch {config.batch_size}, up to {config.epochs} epochs"
+        f"{config.learning_rate} ({config.learning_rate_schedule} schedule), batch {config.batch_size},",
+        f"up to {config.epochs} epochs"
         f"{'' if config.max_train_seconds is None else f' or {config.max_train_seconds:.0f} s'}.",
         "",
         "| data | users x items (interactions) | test users | model | Recall@20 | Recall@50 | NDCG@100 | train s |",

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from pipelines.errors import ConfigError
 from pipelines.profiles.config import ProfileConfig
 from pipelines.profiles.model import MultVAE, VAEConfig
 from pipelines.profiles.training import beta_at, infer, iter_batches, to_batch, train
@@ -62,6 +63,23 @@ def test_beta_grows_linearly_then_stays_at_the_cap() -> None:
     assert beta_at(25, 100, config) == pytest.approx(0.1)
     assert beta_at(50, 100, config) == pytest.approx(0.2)
     assert beta_at(99, 100, config) == pytest.approx(0.2)
+
+
+def test_cosine_schedule_takes_the_learning_rate_down_to_zero_and_constant_keeps_it() -> None:
+    matrix = _blocks()
+    cosine = dataclasses.replace(TINY, epochs=6, learning_rate_schedule="cosine")
+    _, history = train(matrix, cosine, torch.device("cpu"), seed=2)
+    rates = [h.learning_rate for h in history]
+    assert rates == sorted(rates, reverse=True) and rates[0] < cosine.learning_rate
+    assert rates[len(rates) // 2 - 1] == pytest.approx(cosine.learning_rate / 2)  # cos(pi / 2) at mid-run
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12)
+    _, history = train(matrix, dataclasses.replace(cosine, learning_rate_schedule="constant"), torch.device("cpu"), 2)
+    assert {h.learning_rate for h in history} == {cosine.learning_rate}
+
+
+def test_unknown_learning_rate_schedule_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="learning_rate_schedule.*'step'"):
+        ProfileConfig(learning_rate_schedule="step")
 
 
 def test_training_fits_two_taste_groups() -> None:

@@ -54,6 +54,7 @@ class EpochStats:
     nll: float
     kl: float
     beta: float
+    learning_rate: float  # at the end of the epoch
     seconds: float
 
 
@@ -84,6 +85,11 @@ def train(
     n_users = matrix.shape[0]
     steps_per_epoch = -(-n_users // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    schedule = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps)
+        if config.learning_rate_schedule == "cosine"
+        else None
+    )
     log_every = max(1, config.epochs // 10)
     history: list[EpochStats] = []
     step = 0
@@ -99,15 +105,18 @@ def train(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if schedule is not None:
+                schedule.step()
             sums += np.array([loss.item(), nll.item(), kl.item()]) * batch.size
             step += 1
         seconds = time.perf_counter() - started
         loss_mean, nll_mean, kl_mean = sums / n_users
-        history.append(EpochStats(epoch, loss_mean, nll_mean, kl_mean, beta, seconds))
+        lr = optimiser.param_groups[0]["lr"]
+        history.append(EpochStats(epoch, loss_mean, nll_mean, kl_mean, beta, lr, seconds))
         if epoch % log_every == 0 or epoch == config.epochs:
             log.info(
-                "epoch %d/%d: loss %.3f (nll %.3f, kl %.3f, beta %.3f), %d users in %.2f s (%.0f users/s)",
-                epoch, config.epochs, loss_mean, nll_mean, kl_mean, beta, n_users, seconds, n_users / seconds,
+                "epoch %d/%d: loss %.3f (nll %.3f, kl %.3f, beta %.3f, lr %.2g), %d users in %.2f s (%.0f users/s)",
+                epoch, config.epochs, loss_mean, nll_mean, kl_mean, beta, lr, n_users, seconds, n_users / seconds,
             )  # fmt: skip
         if on_epoch is not None:
             model.eval()
