@@ -48,7 +48,9 @@ class ProfileConfig:
     heldout_fraction: float = 0.1
     foldin_fraction: float = 0.8
     eval_min_items: int = 5
-    ease_lambda: float = 500.0
+    # EASE's L2 weight for the comparator. 200 was best of 50-2000 on Beauty's validation users and within
+    # 0.6% of the best (100) on Ta-Feng's; the paper's 500 suits far denser data (docs/benchmarks.md).
+    ease_lambda: float = 200.0
     ease_max_items: int = 20_000  # EASE inverts an items x items matrix: beyond this, skipped and reported
     # Outputs.
     segments: int = 8
