@@ -17,8 +17,12 @@ class CreativesConfig:
     image_size: int = 28
     image_channels: int = 1
     z_dim: int = 64
-    g_channels: int = 16
-    d_channels: int = 16
+    # 32-channel bases for both networks. Against 16/16, per step on Fashion-MNIST (probes on 1000 held-out
+    # labels, docs/benchmarks.md): a 32-channel generator reached at step 3000 the Frechet distance 16/16
+    # had at step 9000, and a 32-channel discriminator on top lifted conditional accuracy at step 2000 from
+    # 0.85 to 0.89; the pair costs about twice the time per step (180 against 82 ms on 2 CPU cores).
+    g_channels: int = 32
+    d_channels: int = 32
     # The discriminator sees the spread of each class's images in the batch (gan.MinibatchStddev). Without
     # it the generator drew one prototype per category whatever its noise (recall 0.00, docs/benchmarks.md).
     minibatch_stddev: bool = True
