@@ -257,6 +257,13 @@ def time_batches(matrix: sp.csr_matrix, config: ProfileConfig, device: torch.dev
     return seconds
 
 
+def lr_schedule(decay_start: float) -> str:
+    if decay_start >= 1.0:
+        return "constant"
+    start = "the first update" if decay_start == 0.0 else f"{decay_start:.0%} of the updates"
+    return f"half-cosine decay to 0 from {start}"
+
+
 def markdown_real(
     results: list[Result], config: ProfileConfig, device: torch.device, lambdas: tuple[float, ...], threads: int
 ) -> str:
@@ -273,7 +280,7 @@ def markdown_real(
         f"and EASE's lambda (from {', '.join(f'{v:.0f}' for v in lambdas)}) are chosen on validation NDCG@100;",
         f"Mult-VAE {vae_shape(config)}, dropout {config.input_dropout},",
         f"beta cap {config.beta_cap} (annealed over {config.anneal_fraction:.0%} of updates), Adam lr",
-        f"{config.learning_rate} ({config.learning_rate_schedule} schedule), batch {config.batch_size},",
+        f"{config.learning_rate} ({lr_schedule(config.lr_decay_start)}), batch {config.batch_size},",
         f"up to {config.epochs} epochs"
         f"{'' if config.max_train_seconds is None else f' or {config.max_train_seconds:.0f} s'}.",
         "",

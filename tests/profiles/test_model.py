@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pipelines.errors import ConfigError
 from pipelines.profiles.config import ProfileConfig
 from pipelines.profiles.model import MultVAE, VAEConfig
-from pipelines.profiles.training import beta_at, infer, iter_batches, to_batch, train
+from pipelines.profiles.training import beta_at, infer, iter_batches, learning_rate_factor, to_batch, train
 
 TINY = ProfileConfig(hidden_dim=16, latent_dim=4, epochs=30, batch_size=8, learning_rate=1e-2)
 
@@ -65,21 +65,27 @@ def test_beta_grows_linearly_then_stays_at_the_cap() -> None:
     assert beta_at(99, 100, config) == pytest.approx(0.2)
 
 
-def test_cosine_schedule_takes_the_learning_rate_down_to_zero_and_constant_keeps_it() -> None:
+def test_learning_rate_is_flat_until_the_decay_start_then_falls_along_a_half_cosine() -> None:
+    assert [learning_rate_factor(step, 100, 0.5) for step in (0, 50, 75, 100)] == pytest.approx([1, 1, 0.5, 0])
+    assert learning_rate_factor(50, 100, 0.0) == pytest.approx(0.5)  # cosine from the first update
+    assert {learning_rate_factor(step, 100, 1.0) for step in range(101)} == {1.0}  # constant
+
+
+def test_training_applies_the_schedule_and_keeps_each_epochs_rate() -> None:
     matrix = _blocks()
-    cosine = dataclasses.replace(TINY, epochs=6, learning_rate_schedule="cosine")
-    _, history = train(matrix, cosine, torch.device("cpu"), seed=2)
+    decaying = dataclasses.replace(TINY, epochs=6, lr_decay_start=0.0)
+    _, history = train(matrix, decaying, torch.device("cpu"), seed=2)
     rates = [h.learning_rate for h in history]
-    assert rates == sorted(rates, reverse=True) and rates[0] < cosine.learning_rate
-    assert rates[len(rates) // 2 - 1] == pytest.approx(cosine.learning_rate / 2)  # cos(pi / 2) at mid-run
+    assert rates == sorted(rates, reverse=True) and rates[0] < decaying.learning_rate
+    assert rates[len(rates) // 2 - 1] == pytest.approx(decaying.learning_rate / 2)  # cos(pi / 2) at mid-run
     assert rates[-1] == pytest.approx(0.0, abs=1e-12)
-    _, history = train(matrix, dataclasses.replace(cosine, learning_rate_schedule="constant"), torch.device("cpu"), 2)
-    assert {h.learning_rate for h in history} == {cosine.learning_rate}
+    _, history = train(matrix, dataclasses.replace(decaying, lr_decay_start=1.0), torch.device("cpu"), seed=2)
+    assert {h.learning_rate for h in history} == {decaying.learning_rate}
 
 
-def test_unknown_learning_rate_schedule_is_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match="learning_rate_schedule.*'step'"):
-        ProfileConfig(learning_rate_schedule="step")
+def test_decay_start_outside_zero_to_one_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="lr_decay_start=1.5"):
+        ProfileConfig(lr_decay_start=1.5)
 
 
 def test_training_fits_two_taste_groups() -> None:

@@ -7,6 +7,7 @@ writing go through `infer` and `score_batches`, so memory is one batch of logits
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,6 +48,18 @@ def beta_at(step: int, total_steps: int, config: ProfileConfig) -> float:
     return min(config.beta_cap, config.beta_cap * step / anneal_steps)
 
 
+def learning_rate_factor(step: int, total_steps: int, decay_start: float) -> float:
+    """Share of the base rate at an update: 1 until `decay_start` of all updates, then a half cosine to 0.
+
+    Decaying only late keeps most of the learning of a constant rate (short runs on small stores are not
+    starved) while the last epochs settle instead of swinging around their level.
+    """
+    begin = decay_start * total_steps
+    if step < begin or decay_start >= 1.0:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - begin) / max(1.0, total_steps - begin))))
+
+
 @dataclass(frozen=True)
 class EpochStats:
     epoch: int
@@ -85,10 +98,8 @@ def train(
     n_users = matrix.shape[0]
     steps_per_epoch = -(-n_users // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    schedule = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps)
-        if config.learning_rate_schedule == "cosine"
-        else None
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: learning_rate_factor(step, total_steps, config.lr_decay_start)
     )
     log_every = max(1, config.epochs // 10)
     history: list[EpochStats] = []
@@ -105,8 +116,7 @@ def train(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            if schedule is not None:
-                schedule.step()
+            schedule.step()
             sums += np.array([loss.item(), nll.item(), kl.item()]) * batch.size
             step += 1
         seconds = time.perf_counter() - started
