@@ -51,8 +51,8 @@ def beta_at(step: int, total_steps: int, config: ProfileConfig) -> float:
 def learning_rate_factor(step: int, total_steps: int, decay_start: float) -> float:
     """Share of the base rate at an update: 1 until `decay_start` of all updates, then a half cosine to 0.
 
-    Decaying only late keeps most of the learning of a constant rate (short runs on small stores are not
-    starved) while the last epochs settle instead of swinging around their level.
+    With a constant rate the last epochs' scores swing around their level; a decay settles them, at the
+    cost of less learning overall, which only long runs can spare (ProfileConfig.lr_decay_start).
     """
     begin = decay_start * total_steps
     if step < begin or decay_start >= 1.0:
