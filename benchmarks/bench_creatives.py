@@ -236,7 +236,7 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
         f"Model: generator {c['g_channels']}-channel base (conditional BN), projection discriminator "
         f"{c['d_channels']}-channel base with spectral norm and class-wise minibatch stddev "
         f"{'on' if c['minibatch_stddev'] else 'off'}, z {c['z_dim']}, "
-        f"hinge loss, EMA {c['ema_decay']}, "
+        f"hinge loss, EMA decay (1 + s) / (10 + s) at step s, capped at {c['ema_decay']}, "
         f"DiffAugment `{c['diffaugment']}`, batch {c['batch_size']}, Adam {c['lr_g']}/{c['lr_d']} "
         f"betas ({c['beta1']}, {c['beta2']}).",
         "",
