@@ -34,9 +34,9 @@ class CreativesConfig:
     beta1: float = 0.0
     beta2: float = 0.9
     # Cap of the generator EMA's decay. Below it the decay at step s is (1 + s) / (10 + s), an average over
-    # about the last ninth of the run so far, so 0.999 binds only after step ~9000. On Fashion-MNIST probes
-    # that beat averages over the last third or the whole run at every probe to step 4000, and was level
-    # with the last 20th or a 0.995 cap at step 2500 (docs/benchmarks.md).
+    # about the last ninth of the run so far, so 0.999 binds only after step ~9000. On Fashion-MNIST that
+    # beat averages over the last third or the whole run at every probe to step 4000; the last 20th and a
+    # 0.995 cap were level with it, the last 50th behind (docs/benchmarks.md).
     ema_decay: float = 0.999
     diffaugment: str = "translation,cutout"
     checkpoint_every: int = 500
