@@ -33,7 +33,7 @@ from pipelines.creatives.gan import GanSpec
 from pipelines.creatives.metrics import frechet_distance, precision_recall, within_class_spread
 from pipelines.creatives.plots import plot_training_curves
 from pipelines.creatives.select import to_uint8
-from pipelines.creatives.train import new_state, run_key, train_gan
+from pipelines.creatives.train import new_state, run_key, train_gan, uses_bf16
 from pipelines.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("bench_creatives")
@@ -196,6 +196,7 @@ def main() -> None:
     sample_grid(state.ema.cpu(), out / "samples.png")
     result = {
         "config": dataclasses.asdict(config),
+        "bf16": uses_bf16(config, device),
         "train": stats,
         "metrics": metrics,
         "raw_generator_metrics": raw_metrics,
@@ -238,7 +239,7 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
         f"{'on' if c['minibatch_stddev'] else 'off'}, z {c['z_dim']}, "
         f"hinge loss, EMA decay (1 + s) / (10 + s) at step s, capped at {c['ema_decay']}, "
         f"DiffAugment `{c['diffaugment']}`, batch {c['batch_size']}, Adam {c['lr_g']}/{c['lr_d']} "
-        f"betas ({c['beta1']}, {c['beta2']}).",
+        f"betas ({c['beta1']}, {c['beta2']}), forward passes in {'bfloat16' if result['bf16'] else 'float32'}.",
         "",
         "| figure | generated (EMA generator) | generated (live generator) | real-vs-real floor |",
         "| --- | --- | --- | --- |",

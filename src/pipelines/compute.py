@@ -1,4 +1,4 @@
-"""Shared compute helpers for the model packages: device choice and deterministic seeds.
+"""Shared compute helpers for the model packages: device choice, bfloat16 support and deterministic seeds.
 
 Seeds derive from (model, business date, campaign, segment, ...) so a rerun or a backfill of a date
 regenerates the same outputs on the same hardware.
@@ -43,3 +43,15 @@ def select_device(setting: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"PIPELINES_DEVICE={setting} but no CUDA device is available")
     return device
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively; elsewhere autocasting to it only adds conversions."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type != "cpu":
+        return False
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))

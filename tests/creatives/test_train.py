@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.gan import GanSpec
-from pipelines.creatives.train import new_state, run_key, train_gan
+from pipelines.creatives.train import GanState, new_state, run_key, train_gan
 from tests.creatives.store import TINY
 
 SPEC = GanSpec(n_classes=3, image_size=8, z_dim=8, g_channels=8, d_channels=8)
@@ -93,3 +94,23 @@ def test_run_key_changes_with_the_data_and_the_start_point() -> None:
 
 def payload_step(path: Path) -> int:
     return int(torch.load(path, weights_only=True)["step"])
+
+
+def test_bf16_autocast_trains_float32_weights_and_is_a_different_run(tmp_path: Path) -> None:
+    images, labels = _data()
+
+    def trained(config: CreativesConfig, name: str) -> GanState:
+        state = new_state(SPEC, config, seed=3, device=CPU)
+        key = run_key(SPEC, config, 1, "fp", None)
+        train_gan(state, images, labels, config, seed=3, device=CPU, checkpoint=tmp_path / name, key=key, steps=3)
+        return state
+
+    state = trained(dataclasses.replace(CONFIG, mixed_precision="bf16"), "bf16.pt")
+    reference = trained(dataclasses.replace(CONFIG, mixed_precision="fp32"), "fp32.pt")
+
+    weights = state.generator.state_dict()
+    assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
+    assert not _same_weights(state, reference)  # the forward passes really ran in bfloat16
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in state.history["d_loss"] + state.history["g_loss"])
+    keys = {run_key(SPEC, dataclasses.replace(CONFIG, mixed_precision=p), 1, "fp", None) for p in ("bf16", "fp32")}
+    assert len(keys) == 2  # a float32 checkpoint is not resumed under bfloat16

@@ -29,7 +29,7 @@ from pipelines.creatives.data import ImageSet, holdout_mask, load_item_images, s
 from pipelines.creatives.evaluate import evaluate
 from pipelines.creatives.gan import GanSpec
 from pipelines.creatives.plots import plot_training_curves
-from pipelines.creatives.train import GanState, load_weights, new_state, run_key, train_gan
+from pipelines.creatives.train import GanState, load_weights, new_state, run_key, train_gan, uses_bf16
 from pipelines.errors import DataError
 from pipelines.registry import (
     ModelRun,
@@ -189,7 +189,12 @@ def train_candidate(
         "data_fingerprint": data.fingerprint,
         "warm_start_from": start,
     }
-    params = dataclasses.asdict(config) | {"seed": seed, "train_images": len(gan_train), "steps": stats["steps"]}
+    params = dataclasses.asdict(config) | {
+        "seed": seed,
+        "train_images": len(gan_train),
+        "steps": stats["steps"],
+        "precision": "bfloat16" if uses_bf16(config, device) else "float32",
+    }
     run, decision = register_and_decide(
         engine,
         model_name=MODEL_NAME,

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from pipelines.compute import native_bf16
 from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.diffaugment import diff_augment, parse_policy
 from pipelines.creatives.gan import Discriminator, GanSpec, Generator, hinge_d_loss, hinge_g_loss, update_ema
@@ -76,6 +77,11 @@ def load_weights(state: GanState, payload: Mapping[str, Any]) -> None:
     state.opt_d.load_state_dict(payload["opt_d"])
 
 
+def uses_bf16(config: CreativesConfig, device: torch.device) -> bool:
+    """`config.mixed_precision` resolved for `device`."""
+    return native_bf16(device) if config.mixed_precision == "auto" else config.mixed_precision == "bf16"
+
+
 def run_key(spec: GanSpec, config: CreativesConfig, seed: int, data_fingerprint: str, start: str | None) -> str:
     """What a checkpoint must match to be resumed: same model, data, seed, start point and recipe."""
     recipe = {
@@ -85,6 +91,7 @@ def run_key(spec: GanSpec, config: CreativesConfig, seed: int, data_fingerprint:
         "start": start,
         "recipe": [config.batch_size, config.lr_g, config.lr_d, config.beta1, config.beta2, config.ema_decay],
         "augment": config.diffaugment,
+        "precision": config.mixed_precision,
         "images": [config.max_train_images, config.holdout_fraction],
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
@@ -146,6 +153,8 @@ def train_gan(
     images, labels = images.to(device), labels.to(device)
     n = len(images)
     g, d = state.generator.train(), state.discriminator.train()
+    # Weights, optimizer state and the EMA stay float32; only the forward passes run in bfloat16.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(config, device))
     started, first_step = time.perf_counter(), state.step
     window: dict[str, float] = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
     # Curves get about 50 points whatever the run length; the log line comes every `log_every` steps.
@@ -156,16 +165,18 @@ def train_gan(
         index = torch.randint(n, (config.batch_size,), generator=batch_gen).to(device)
         real, y = images[index], labels[index]
         z = torch.randn(config.batch_size, state.spec.z_dim, generator=batch_gen).to(device)
-        fake = g(z, y)  # [batch, c, h, w]; its graph is reused for the generator step
-
-        real_logits = d(diff_augment(real, policy), y)
-        fake_logits = d(diff_augment(fake.detach(), policy), y)
+        with autocast:
+            fake = g(z, y)  # [batch, c, h, w]; its graph is reused for the generator step
+            real_logits = d(diff_augment(real, policy), y).float()
+            fake_logits = d(diff_augment(fake.detach(), policy), y).float()
         d_loss = hinge_d_loss(real_logits, fake_logits)
         state.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         state.opt_d.step()
 
-        g_loss = hinge_g_loss(d(diff_augment(fake, policy), y))
+        with autocast:
+            fake_logits_g = d(diff_augment(fake, policy), y).float()
+        g_loss = hinge_g_loss(fake_logits_g)
         state.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         state.opt_g.step()
