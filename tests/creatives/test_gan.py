@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 from pipelines.creatives.diffaugment import diff_augment, parse_policy
-from pipelines.creatives.gan import Discriminator, GanSpec, Generator, MinibatchStddev, update_ema
+from pipelines.creatives.gan import (
+    Discriminator,
+    GanSpec,
+    Generator,
+    MinibatchStddev,
+    update_ema,
+    upsample_conv2d,
+)
 from pipelines.creatives.metrics import (
     frechet_distance,
     kernel_inception_distance,
@@ -30,6 +38,21 @@ def test_generator_shapes_range_and_class_conditioning() -> None:
     assert x.abs().max() <= 1.0
     # Same noise, different class: different images.
     assert all((x[i] - x[j]).abs().max() > 1e-3 for i in range(4) for j in range(i + 1, 4))
+
+
+@pytest.mark.parametrize("size", [(7, 7), (5, 9)])
+def test_upsample_conv_equals_nearest_upsampling_then_3x3_conv_in_value_and_gradient(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, *size, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    reference = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), weight, bias, padding=1)
+    folded = upsample_conv2d(x, weight, bias)
+    assert folded.shape == (3, 5, 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(folded, reference)
+    upstream = torch.randn_like(reference)
+    grads = torch.autograd.grad(reference, (x, weight, bias), upstream)
+    torch.testing.assert_close(torch.autograd.grad(folded, (x, weight, bias), upstream), grads)
 
 
 def test_discriminator_scores_per_image_and_depends_on_the_class() -> None:
