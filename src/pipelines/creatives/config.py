@@ -22,8 +22,8 @@ class CreativesConfig:
     # 16/16 per step (the 32-channel generator reached at step 3000 the Frechet distance 16/16 had at 9000;
     # the 32-channel discriminator lifted conditional accuracy at step 2000 from 0.85 to 0.89). Each wider
     # generator since has been ahead at every step: 64 cut the Frechet distance of a ~25-minute run from 6.18
-    # to 4.52, and 96 reached 3.91 in 4400 steps where 64 had 4.52 after 5000, at 13% more training time
-    # (bfloat16, 2 cores); a 48/48 pair was no better than 32/32 per step.
+    # to 4.52, and 96 reached 3.91 in 4400 steps where 64 had 4.52 after 5000 (bfloat16, 2 cores). 128 was
+    # no better than 96 (4.12 after 5500 steps); a 48/48 pair was no better than 32/32 per step.
     g_channels: int = 96
     d_channels: int = 32
     # The discriminator sees the spread of each class's images in the batch (gan.MinibatchStddev). Without
@@ -43,7 +43,7 @@ class CreativesConfig:
     ema_decay: float = 0.999
     # Forward passes of GAN training in bfloat16 (torch.autocast; weights, optimizer state and EMA stay
     # float32): "bf16", "fp32", or "auto" = bf16 where the device computes it natively (compute.native_bf16).
-    # On 2 cores of an AVX512-BF16 CPU a 32/32 step took 201 ms against 302 ms (64/32: 296 against 453).
+    # On 2 cores of an AVX512-BF16 CPU a 96/32 step takes 184 ms against 279 ms.
     # Per step it trails float32 a little on Fashion-MNIST (Frechet at step 2000: 7.01 against 5.85 for
     # 64/32) and at equal time it is about level; its speed is what pays for the wider generator
     # (docs/benchmarks.md).
