@@ -45,8 +45,8 @@ class CreativesConfig:
     # float32): "bf16", "fp32", or "auto" = bf16 where the device computes it natively (compute.native_bf16).
     # On 2 cores of an AVX512-BF16 CPU a 96/32 step takes 184 ms against 279 ms.
     # Per step it trails float32 a little on Fashion-MNIST (Frechet at step 2000: 7.01 against 5.85 for
-    # 64/32) and at equal time it is about level; its speed is what pays for the wider generator
-    # (docs/benchmarks.md).
+    # 64/32); at equal time (about 23 minutes, 96/32) float32 led on one pair of runs, 3.91 against 3.98,
+    # within the spread of two runs of one configuration (docs/benchmarks.md).
     mixed_precision: Literal["auto", "bf16", "fp32"] = "auto"
     diffaugment: str = "translation,cutout"
     checkpoint_every: int = 500
