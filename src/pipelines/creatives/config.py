@@ -20,10 +20,11 @@ class CreativesConfig:
     z_dim: int = 64
     # A 96-channel generator and a 32-channel discriminator. On Fashion-MNIST (docs/benchmarks.md) 32/32 beat
     # 16/16 per step (the 32-channel generator reached at step 3000 the Frechet distance 16/16 had at 9000;
-    # the 32-channel discriminator lifted conditional accuracy at step 2000 from 0.85 to 0.89). Each wider
-    # generator since has been ahead at every step: 64 cut the Frechet distance of a ~25-minute run from 6.18
-    # to 4.52, and 96 reached 3.91 in 4400 steps where 64 had 4.52 after 5000 (bfloat16, 2 cores). 128 was
-    # no better than 96 (4.12 after 5500 steps); a 48/48 pair was no better than 32/32 per step.
+    # the 32-channel discriminator lifted conditional accuracy at step 2000 from 0.85 to 0.89). Generators of
+    # 64 and 96 channels were each ahead of the narrower one at every step: 64 cut the Frechet distance of a
+    # ~25-minute run from 6.18 to 4.52, and 96 reached 3.91 in 4400 steps where 64 had 4.52 after 5000
+    # (bfloat16, 2 cores). 128 was not (4.12 after 5500 steps, against 3.64-3.98 for 96 over four runs), nor
+    # was a 48-channel discriminator beside 96; a 48/48 pair was no better than 32/32 per step.
     g_channels: int = 96
     d_channels: int = 32
     # The discriminator sees the spread of each class's images in the batch (gan.MinibatchStddev). Without
