@@ -116,6 +116,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="shared data folder (default from settings)")
     parser.add_argument("--config", default="{}", help="JSON overrides of CreativesConfig")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    # The classifier and the evaluation samples keep their own fixed seeds, so runs of different GAN seeds
+    # are measured with the same yardstick.
+    parser.add_argument("--seed", type=int, default=1, help="seed of the GAN's weights and batches")
     parser.add_argument("--probe-every", type=int, default=500, help="steps between quality probes (curves)")
     parser.add_argument("--out", type=Path, default=None, help="folder for curves and samples")
     parser.add_argument("--write-docs", action="store_true", help="write the figures into docs/benchmarks.md")
@@ -165,17 +168,17 @@ def main() -> None:
         return figures
 
     gan_spec = GanSpec(len(CLASSES), 28, 1, config.z_dim, config.g_channels, config.d_channels, config.minibatch_stddev)
-    state = new_state(gan_spec, config, seed=1, device=device)
+    state = new_state(gan_spec, config, seed=args.seed, device=device)
     checkpoint = out / f"bench-checkpoint-{int(time.time())}.pt"
     stats = train_gan(
         state,
         x_train,
         y_train,
         config,
-        seed=1,
+        seed=args.seed,
         device=device,
         checkpoint=checkpoint,
-        key=run_key(gan_spec, config, 1, "fashion-mnist", None),
+        key=run_key(gan_spec, config, args.seed, "fashion-mnist", None),
         probe=probe,
         probe_every=args.probe_every,
     )
@@ -201,6 +204,7 @@ def main() -> None:
     sample_grid(state.ema.cpu(), out / "samples.png")
     result = {
         "config": dataclasses.asdict(config),
+        "seed": args.seed,
         "bf16": uses_bf16(config, device),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "train": stats,
@@ -232,7 +236,7 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
         f"Measured {dt.date.today():%Y-%m-%d} on {where}, torch {torch.__version__}, {threads} thread(s), "
         f"Python {platform.python_version()}, OpenMP wait policy {wait or 'default (unset)'}. Command: "
         f"`flock /tmp/cpu-bench.lock env {f'OMP_WAIT_POLICY={wait}' if wait else '-u OMP_WAIT_POLICY'} "
-        f".venv/bin/python benchmarks/bench_creatives.py --write-docs --threads {args.threads} "
+        f".venv/bin/python benchmarks/bench_creatives.py --write-docs --threads {args.threads} --seed {args.seed} "
         f"--config '{args.config}'`.",
         "",
         "Dataset: Fashion-MNIST (`../shared/data/fashion-mnist`), 60,000 training and 10,000 test images, 10 "
