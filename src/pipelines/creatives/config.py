@@ -23,7 +23,7 @@ class CreativesConfig:
     # the 32-channel discriminator lifted conditional accuracy at step 2000 from 0.85 to 0.89). Generators of
     # 64 and 96 channels were each ahead of the narrower one at every step: 64 cut the Frechet distance of a
     # ~25-minute run from 6.18 to 4.52, and 96 reached 3.91 in 4400 steps where 64 had 4.52 after 5000
-    # (bfloat16, 2 cores). 128 was not (4.12 after 5500 steps, against 3.64-3.98 for 96 over four runs), nor
+    # (bfloat16, 2 cores). 128 was not (4.12 after 5500 steps, inside the 3.64-4.51 of five runs of 96), nor
     # was a 48-channel discriminator beside 96; a 48/48 pair was no better than 32/32 per step.
     g_channels: int = 96
     d_channels: int = 32
