@@ -55,6 +55,11 @@ def test_upsample_conv_equals_nearest_upsampling_then_3x3_conv_in_value_and_grad
     torch.testing.assert_close(torch.autograd.grad(folded, (x, weight, bias), upstream), grads)
 
 
+def test_upsample_conv_rejects_kernels_it_cannot_fold_exactly() -> None:
+    with pytest.raises(ValueError, match="3x3 kernel"):
+        upsample_conv2d(torch.zeros(1, 2, 4, 4), torch.zeros(3, 2, 5, 5), None)
+
+
 def test_discriminator_scores_per_image_and_depends_on_the_class() -> None:
     torch.manual_seed(0)
     d = Discriminator(SPEC)

@@ -71,6 +71,8 @@ def upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     instead of 36, and no upsampled copy. The parameters stay those of the 3x3 conv (checkpoints load as
     before); a 96-channel generator block pair took 81 ms instead of 134 ms forward and backward on 2 cores.
     """
+    if weight.shape[-2:] != (3, 3):  # the folding below is exact for 3x3 kernels only
+        raise ValueError(f"upsample_conv2d folds a 3x3 kernel, got {tuple(weight.shape[-2:])}")
     folded = F.pad(weight, (0, 1, 0, 1)) + F.pad(weight, (1, 0, 0, 1))  # columns folded, a zero 4th row
     folded = folded + F.pad(folded[:, :, :-1], (0, 0, 1, 0))  # rows folded the same way
     kernel = folded.flip(2, 3).transpose(0, 1)  # [in, out, 4, 4]: a transposed conv correlates flipped
