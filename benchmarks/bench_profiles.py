@@ -35,7 +35,8 @@ from pipelines.config import apply_overrides
 from pipelines.profiles.config import ProfileConfig
 from pipelines.profiles.evaluation import (
     Split,
-    ease_scorer,
+    ease_weights,
+    linear_scorer,
     popularity_scorer,
     ranking_metrics,
     strong_generalisation_split,
@@ -95,6 +96,7 @@ class Result:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     chosen: dict[str, object] = field(default_factory=dict)
+    ease_rank_ndcg: dict[int, float] = field(default_factory=dict)  # validation NDCG@100 of EASE cut to rank k
 
 
 def benchmark(
@@ -104,6 +106,7 @@ def benchmark(
     device: torch.device,
     eval_every: int,
     lambdas: tuple[float, ...],
+    ranks: tuple[int, ...] = (),
 ) -> Result:
     seed = derive_seed("bench_profiles", name)
     seed_everything(seed)
@@ -149,22 +152,44 @@ def benchmark(
     result.metrics["Mult-VAE"] = ranking_metrics(lambda rows: score_rows(model, rows, device), test)
 
     started = time.perf_counter()
-    chosen, best_ndcg, best_scorer = 0.0, -1.0, None
+    chosen, best_ndcg, best_weights = 0.0, -1.0, np.empty(0)
     for lam in lambdas:
-        scorer = ease_scorer(train_matrix, lam)
-        ndcg = ranking_metrics(scorer, valid)["ndcg_at_100"]
+        weights = ease_weights(train_matrix, lam)
+        ndcg = ranking_metrics(linear_scorer(weights), valid)["ndcg_at_100"]
         log.info("%s EASE lambda %.0f: validation NDCG@100 %.4f", name, lam, ndcg)
         if ndcg > best_ndcg:
-            chosen, best_ndcg, best_scorer = lam, ndcg, scorer
+            chosen, best_ndcg, best_weights = lam, ndcg, weights
+        del weights  # an items x items array: free it before the next solve, unless it is the best
     result.seconds["ease_all_lambdas"] = time.perf_counter() - started
     result.chosen["ease_lambda"] = chosen
     # A lambda at the end of the grid may not be EASE's best: the comparison is only fair if it is inside.
     result.chosen["ease_lambda_at_edge"] = len(lambdas) > 1 and chosen in (min(lambdas), max(lambdas))
     if result.chosen["ease_lambda_at_edge"]:
         log.warning("%s: EASE's best lambda %.0f is at the edge of the grid %s: widen it", name, chosen, lambdas)
-    result.metrics["EASE"] = ranking_metrics(best_scorer, test)  # type: ignore[arg-type]
+    result.metrics["EASE"] = ranking_metrics(linear_scorer(best_weights), test)
+    if ranks:
+        result.ease_rank_ndcg = truncated_ease_ndcg(best_weights, ranks, valid)
     log.info("%s test: %s", name, json.dumps(result.metrics))
     return result
+
+
+def truncated_ease_ndcg(weights: np.ndarray, ranks: tuple[int, ...], valid: Split) -> dict[int, float]:
+    """Validation NDCG@100 of EASE's item-item weights cut to rank k (truncated SVD), for each k.
+
+    A Mult-VAE's scores pass through its k-dimensional latent: their users x items matrix has rank at most
+    k + 1 (the decoder bias), where EASE's is full rank. EASE cut to rank k is one rank-k model, not the
+    best one, so it bounds nothing; how its score grows with k shows how much a k-wide bottleneck costs on
+    a dataset.
+    """
+    started = time.perf_counter()
+    u, s, v = torch.svd_lowrank(torch.from_numpy(weights), q=min(max(ranks) + 10, weights.shape[0]), niter=3)
+    figures = {}
+    for k in ranks:
+        truncated = ((u[:, :k] * s[:k]) @ v[:, :k].T).numpy()  # [n_items, n_items], rank k
+        figures[k] = ranking_metrics(linear_scorer(truncated), valid)["ndcg_at_100"]
+        log.info("EASE weights cut to rank %d: validation NDCG@100 %.4f", k, figures[k])
+    log.info("truncated EASE: %d ranks in %.0f s", len(ranks), time.perf_counter() - started)
+    return figures
 
 
 def scale(
@@ -311,6 +336,9 @@ def markdown_real(
             f"training {r.seconds['vae_train'] / 60:.1f} min for {r.chosen['epochs_trained']} epochs including the "
             f"validation passes (median {r.seconds['vae_epoch_median']:.1f} s per training epoch)."
         )
+        if r.ease_rank_ndcg:
+            cut = ", ".join(f"rank {k}: {v:.4f}" for k, v in r.ease_rank_ndcg.items())
+            lines.append(f"  EASE's weights cut to a rank (validation NDCG@100): {cut}.")
     return "\n".join(lines) + "\n"
 
 
@@ -372,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         default="50,100,200,500,1000,2000",
         help="comma-separated; each costs one items x items inverse; the best must not be at an end",
     )
+    parser.add_argument(
+        "--ease-ranks",
+        default="",
+        help="comma-separated ranks: also score the chosen EASE's weights cut to each rank (validation users)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0: torch's default")
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--items", type=int, default=1_000)
@@ -385,13 +418,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     lambdas = tuple(float(v) for v in args.ease_lambdas.split(","))
+    ranks = tuple(int(v) for v in args.ease_ranks.split(",") if v)
     if args.mode == "real":
         config = apply_overrides(ProfileConfig(), {"epochs": 30, **json.loads(args.config)})
         loaders = {"beauty": ("Amazon Beauty", beauty), "tafeng": ("Ta-Feng", tafeng)}
         results = []
         for key in args.datasets.split(","):
             label, loader = loaders[key]
-            results.append(benchmark(label, loader(args.data), config, device, args.eval_every, lambdas))
+            results.append(benchmark(label, loader(args.data), config, device, args.eval_every, lambdas, ranks))
         text = markdown_real(results, config, device, lambdas, torch.get_num_threads())
         subsection = "Amazon Beauty and Ta-Feng"
     else:

@@ -124,7 +124,11 @@ def ease_weights(train: sp.csr_matrix, lam: float) -> np.ndarray:
     return weights.numpy()
 
 
+def linear_scorer(weights: np.ndarray) -> Scorer:
+    """Scores of binarised fold-in rows through item-item weights [n_items, n_items]."""
+    return lambda rows: np.asarray((rows > 0).astype(np.float32) @ weights)
+
+
 def ease_scorer(train: sp.csr_matrix, lam: float) -> Scorer:
     """EASE scores of binarised fold-in rows (closed form, one matrix inverse)."""
-    weights = ease_weights(train, lam)
-    return lambda rows: np.asarray((rows > 0).astype(np.float32) @ weights)
+    return linear_scorer(ease_weights(train, lam))
