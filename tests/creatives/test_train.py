@@ -10,7 +10,7 @@ import torch
 
 from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.gan import GanSpec
-from pipelines.creatives.train import GanState, new_state, run_key, train_gan
+from pipelines.creatives.train import GanState, frozen, new_state, run_key, train_gan
 from tests.creatives.store import TINY
 
 SPEC = GanSpec(n_classes=3, image_size=8, z_dim=8, g_channels=8, d_channels=8)
@@ -114,3 +114,16 @@ def test_bf16_autocast_trains_float32_weights_and_is_a_different_run(tmp_path: P
     assert all(torch.isfinite(torch.tensor(v)).all() for v in state.history["d_loss"] + state.history["g_loss"])
     keys = {run_key(SPEC, dataclasses.replace(CONFIG, mixed_precision=p), 1, "fp", None) for p in ("bf16", "fp32")}
     assert len(keys) == 2  # a float32 checkpoint is not resumed under bfloat16
+
+
+def test_frozen_module_gets_no_weight_gradients_and_thaws_even_on_an_error() -> None:
+    layer = torch.nn.Linear(3, 1)
+    x = torch.ones(2, 3, requires_grad=True)
+    with frozen(layer):
+        layer(x).sum().backward()
+    assert layer.weight.grad is None and x.grad is not None  # input gradients still flow through
+    assert all(p.requires_grad for p in layer.parameters())
+
+    with pytest.raises(RuntimeError, match="mid-step"), frozen(layer):
+        raise RuntimeError("mid-step")
+    assert all(p.requires_grad for p in layer.parameters())

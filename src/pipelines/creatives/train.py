@@ -14,7 +14,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,16 @@ def load_weights(state: GanState, payload: Mapping[str, Any]) -> None:
     state.ema.load_state_dict(payload["generator_ema"])
     state.opt_g.load_state_dict(payload["opt_g"])
     state.opt_d.load_state_dict(payload["opt_d"])
+
+
+@contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """No weight gradients for `module` inside the block; trainable again after it, even on an error."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
 
 
 def uses_bf16(config: CreativesConfig, device: torch.device) -> bool:
@@ -179,14 +190,13 @@ def train_gan(
 
         # The generator step needs the discriminator's input gradients only: frozen, its weight gradients
         # (discarded by the next zero_grad anyway) are not computed (a 96/32 step: 184 against 195 ms).
-        d.requires_grad_(False)
-        with autocast:
-            fake_logits_g = d(diff_augment(fake, policy), y).float()
-        g_loss = hinge_g_loss(fake_logits_g)
-        state.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        with frozen(d):
+            with autocast:
+                fake_logits_g = d(diff_augment(fake, policy), y).float()
+            g_loss = hinge_g_loss(fake_logits_g)
+            state.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
         state.opt_g.step()
-        d.requires_grad_(True)
         # EMA warm-up (as in timm's ModelEmaV2 / Karras et al.): early averages must not be dominated by the
         # random initial weights, or a short run's EMA generator would still be mostly noise.
         update_ema(state.ema, g, min(config.ema_decay, (1 + state.step) / (10 + state.step)))
