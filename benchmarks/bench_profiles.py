@@ -181,6 +181,8 @@ def truncated_ease_ndcg(weights: np.ndarray, ranks: tuple[int, ...], valid: Spli
     best one, so it bounds nothing; how its score grows with k shows how much a k-wide bottleneck costs on
     a dataset.
     """
+    if max(ranks) > weights.shape[0] or min(ranks) < 1:
+        raise ValueError(f"--ease-ranks must lie in 1..{weights.shape[0]} (the item count), got {ranks}")
     started = time.perf_counter()
     u, s, v = torch.svd_lowrank(torch.from_numpy(weights), q=min(max(ranks) + 10, weights.shape[0]), niter=3)
     figures = {}

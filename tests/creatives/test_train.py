@@ -127,3 +127,8 @@ def test_frozen_module_gets_no_weight_gradients_and_thaws_even_on_an_error() -> 
     with pytest.raises(RuntimeError, match="mid-step"), frozen(layer):
         raise RuntimeError("mid-step")
     assert all(p.requires_grad for p in layer.parameters())
+
+    layer.bias.requires_grad_(False)  # frozen on purpose before: stays frozen after
+    with frozen(layer):
+        pass
+    assert layer.weight.requires_grad and not layer.bias.requires_grad

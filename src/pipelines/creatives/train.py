@@ -83,12 +83,16 @@ def load_weights(state: GanState, payload: Mapping[str, Any]) -> None:
 
 @contextmanager
 def frozen(module: torch.nn.Module) -> Iterator[None]:
-    """No weight gradients for `module` inside the block; trainable again after it, even on an error."""
-    module.requires_grad_(False)
+    """No weight gradients for `module` inside the block. The weights that were trainable are trainable again
+    after it, even on an error; weights frozen before stay frozen."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         yield
     finally:
-        module.requires_grad_(True)
+        for p in trainable:
+            p.requires_grad_(True)
 
 
 def uses_bf16(config: CreativesConfig, device: torch.device) -> bool:
