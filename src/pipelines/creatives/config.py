@@ -23,7 +23,7 @@ class CreativesConfig:
     # the 32-channel discriminator lifted conditional accuracy at step 2000 from 0.85 to 0.89). Generators of
     # 64 and 96 channels were each ahead of the narrower one at every step: 64 cut the Frechet distance of a
     # ~25-minute run from 6.18 to 4.52, and 96 reached 3.91 in 4400 steps where 64 had 4.52 after 5000
-    # (bfloat16, 2 cores). 128 was not (4.12 after 5500 steps, inside the 3.64-4.51 of five runs of 96), nor
+    # (bfloat16, 2 cores). 128 was not (4.12 after 5500 steps, inside the 3.64-4.51 of six runs of 96), nor
     # was a 48-channel discriminator beside 96; a 48/48 pair was no better than 32/32 per step.
     g_channels: int = 96
     d_channels: int = 32
@@ -44,7 +44,8 @@ class CreativesConfig:
     ema_decay: float = 0.999
     # Forward passes of GAN training in bfloat16 (torch.autocast; weights, optimizer state and EMA stay
     # float32): "bf16", "fp32", or "auto" = bf16 where the device computes it natively (compute.native_bf16).
-    # On 2 cores of an AVX512-BF16 CPU a 96/32 step takes 184 ms against 279 ms.
+    # On 2 cores a 96/32 step takes 184 ms against 279 ms (AMD Zen 4, AVX512-BF16), 375-489 against 550-651
+    # (Intel with AMX).
     # Per step it trails float32 a little on Fashion-MNIST (Frechet at step 2000: 7.01 against 5.85 for
     # 64/32); at equal time (about 23 minutes, 96/32) float32 led on one pair of runs, 3.91 against 3.98,
     # within the spread of two runs of one configuration (docs/benchmarks.md).
