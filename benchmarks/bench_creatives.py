@@ -250,7 +250,8 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
         f"{c['d_channels']}-channel base with spectral norm and class-wise minibatch stddev "
         f"{'on' if c['minibatch_stddev'] else 'off'}, z {c['z_dim']}, "
         f"hinge loss, EMA decay (1 + s) / (10 + s) at step s, capped at {c['ema_decay']}, "
-        f"DiffAugment `{c['diffaugment']}`, batch {c['batch_size']}, Adam {c['lr_g']}/{c['lr_d']} "
+        f"DiffAugment `{c['diffaugment']}`, consistency regularisation weight {c['consistency_weight']}, "
+        f"batch {c['batch_size']}, Adam {c['lr_g']}/{c['lr_d']} "
         f"betas ({c['beta1']}, {c['beta2']}), forward passes in {'bfloat16' if result['bf16'] else 'float32'}.",
         "",
         "| figure | generated (EMA generator) | generated (live generator) | real-vs-real floor |",

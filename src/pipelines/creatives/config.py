@@ -51,6 +51,8 @@ class CreativesConfig:
     # within the spread of two runs of one configuration (docs/benchmarks.md).
     mixed_precision: Literal["auto", "bf16", "fp32"] = "auto"
     diffaugment: str = "translation,cutout"
+    # Weight of balanced consistency regularisation (creatives.consistency; the bCR paper's 10), 0 = off.
+    consistency_weight: float = 0.0
     checkpoint_every: int = 500
     log_every: int = 250
     max_train_images: int = 0  # 0: every training image; else a stratified, seeded subsample
@@ -92,6 +94,8 @@ class CreativesConfig:
             raise ConfigError(f"CreativesConfig.train_steps must be >= 0, got {self.train_steps}")
         if self.image_channels not in (1, 3):
             raise ConfigError(f"CreativesConfig.image_channels must be 1 or 3, got {self.image_channels}")
+        if self.consistency_weight < 0:
+            raise ConfigError(f"CreativesConfig.consistency_weight must be >= 0, got {self.consistency_weight}")
         if not 0.0 < self.holdout_fraction < 0.5:
             raise ConfigError(f"CreativesConfig.holdout_fraction must be in (0, 0.5), got {self.holdout_fraction}")
         for name in ("min_conditional_accuracy", "min_recall"):

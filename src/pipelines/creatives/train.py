@@ -24,6 +24,7 @@ import torch
 
 from pipelines.compute import native_bf16
 from pipelines.creatives.config import CreativesConfig
+from pipelines.creatives.consistency import consistency_penalty
 from pipelines.creatives.diffaugment import diff_augment, parse_policy
 from pipelines.creatives.gan import Discriminator, GanSpec, Generator, hinge_d_loss, hinge_g_loss, update_ema
 
@@ -109,6 +110,7 @@ def run_key(spec: GanSpec, config: CreativesConfig, seed: int, data_fingerprint:
         "start": start,
         "recipe": [config.batch_size, config.lr_g, config.lr_d, config.beta1, config.beta2, config.ema_decay],
         "augment": config.diffaugment,
+        "consistency": config.consistency_weight,
         "precision": config.mixed_precision,
         "images": [config.max_train_images, config.holdout_fraction],
     }
@@ -187,7 +189,11 @@ def train_gan(
             fake = g(z, y)  # [batch, c, h, w]; its graph is reused for the generator step
             real_logits = d(diff_augment(real, policy), y).float()
             fake_logits = d(diff_augment(fake.detach(), policy), y).float()
-        d_loss = hinge_d_loss(real_logits, fake_logits)
+            d_loss = hinge_d_loss(real_logits, fake_logits)
+            if config.consistency_weight:
+                d_loss = d_loss + config.consistency_weight * (
+                    consistency_penalty(d, real, y, real_logits) + consistency_penalty(d, fake.detach(), y, fake_logits)
+                )
         state.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         state.opt_d.step()
