@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common import hardware
 from pipelines.compute import select_device
 from pipelines.config import apply_overrides
 from pipelines.creatives.classifier import ClassifierSpec, accuracy, predict, train_classifier
@@ -44,7 +45,6 @@ from pipelines.settings import PROJECT_ROOT, Settings
 log = logging.getLogger("bench_creatives")
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 SECTION = "## GAN ad creatives (conditional GAN on Fashion-MNIST)"
-MACHINE = "2 vCPU, 24 GiB, no GPU"
 
 
 def read_idx(path: Path, offset: int) -> np.ndarray:
@@ -225,7 +225,7 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
     r, sp = result["raw_generator_metrics"], result["within_class_spread"]
     threads = args.threads or torch.get_num_threads()
     wait = result["omp_wait_policy"]
-    where = MACHINE if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
+    where = hardware() if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
     checks = [
         ("conditional accuracy >= classifier held-out accuracy", m["conditional_accuracy"] >= held_accuracy),
         ("classifier Frechet distance within 3x of the floor", m["frechet"] <= 3 * m["floor_frechet"]),

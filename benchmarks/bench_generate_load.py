@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import write_section
+from common import hardware, write_section
 from pipelines.settings import Settings
 from pipelines.sources import StoreConfig, load_synthetic_store
 from pipelines.warehouse.embedded import EmbeddedPostgres, _bin_dir
@@ -39,7 +39,6 @@ log = logging.getLogger("bench_generate_load")
 
 
 SECTION = "## Synthetic store: generate and load (sources)"
-MACHINE = "2 vCPU, 24 GiB, no GPU"
 
 
 def _free_port() -> int:
@@ -177,7 +176,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        f"Measured {dt.date.today().isoformat()} on {MACHINE}; embedded PostgreSQL 18 "
+        f"Measured {dt.date.today().isoformat()} on {hardware()}; embedded PostgreSQL 18 "
         "(shared_buffers 256MB, max_wal_size 4GB), fresh database, events with its 4 indexes. "
         f"The cores were shared with other work: load average {load_before:.1f} before our load, "
         f"{load_after:.1f} after the psql runs, so absolute rates are low; the ratios are what the run shows.",

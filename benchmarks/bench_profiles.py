@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from common import hardware
 from pipelines.compute import derive_seed, seed_everything, select_device
 from pipelines.config import apply_overrides
 from pipelines.profiles.config import ProfileConfig
@@ -49,7 +50,6 @@ log = logging.getLogger("bench_profiles")
 
 DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
 SECTION = "## User-profile VAE (bench_profiles.py)"
-MACHINE = "2 vCPU, 24 GiB, no GPU"
 METRICS = ("recall_at_20", "recall_at_50", "ndcg_at_100")
 
 
@@ -297,7 +297,7 @@ def markdown_real(
     lines = [
         "### Amazon Beauty and Ta-Feng: Mult-VAE vs popularity vs EASE",
         "",
-        f"Run {dt.date.today()}, machine: {MACHINE}, device {device}, torch {torch.__version__}, "
+        f"Run {dt.date.today()}, machine: {hardware()}, device {device}, torch {torch.__version__}, "
         f"{threads} torch thread(s).",
         "Protocol: strong generalisation (Liang et al. 2018). Users split at random 80/10/10 into train,",
         "validation and test; for validation and test users a random 80% of their items is folded in and",
@@ -354,8 +354,8 @@ def markdown_scale(report: dict[str, object], device: torch.device, threads: int
         [
             "### Synthetic store with 1,000,000 users: epoch time and peak RSS",
             "",
-            f"Run {dt.date.today()}, machine: {MACHINE}, device {device}, {threads} torch thread(s) (conditions: the",
-            f"run note below). Store: {report['store']}; events weighted and summed into the",
+            f"Run {dt.date.today()}, machine: {hardware()}, device {device}, {threads} torch thread(s)",
+            f"(conditions: the run note below). Store: {report['store']}; events weighted and summed into the",
             "sparse users x items matrix chunk by chunk (no database in the loop).",
             f"{report['events']:,} events -> {report['users_with_events']:,} users with events, "
             f"{report['nonzeros']:,} non-zeros (generated in {report['generate_seconds']} s). Mult-VAE "

@@ -33,7 +33,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from common import write_section
+from common import hardware, write_section
 from pipelines.errors import DataQualityError
 from pipelines.quality import GateConfig, run_quality_gate
 from pipelines.warehouse.embedded import EmbeddedPostgres
@@ -43,7 +43,6 @@ from pipelines.warehouse.migrations import apply_migrations
 log = logging.getLogger("bench_quality_gate")
 
 SECTION = "## Data-quality gate (bench_quality_gate.py)"
-MACHINE = "2 vCPU, 24 GiB, no GPU"
 FIRST_DAY = dt.date(2024, 1, 1)
 CHUNK_DAYS = 10
 
@@ -251,7 +250,7 @@ def main() -> None:
     index_seconds = sum(seconds for phase, seconds in build.items() if phase.startswith("index"))
     text = f"""{SECTION}
 
-Measured {dt.date.today().isoformat()} on {MACHINE}; embedded PostgreSQL 18 of the benchmark's own
+Measured {dt.date.today().isoformat()} on {hardware()}; embedded PostgreSQL 18 of the benchmark's own
 (shared_buffers 256MB), store built on the server with `INSERT ... SELECT generate_series` (see the
 script's docstring; no dataset, independent of the synthetic-store generator).
 
