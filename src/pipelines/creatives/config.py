@@ -51,8 +51,11 @@ class CreativesConfig:
     # within the spread of two runs of one configuration (docs/benchmarks.md).
     mixed_precision: Literal["auto", "bf16", "fp32"] = "auto"
     diffaugment: str = "translation,cutout"
-    # Weight of balanced consistency regularisation (creatives.consistency; the bCR paper's 10), 0 = off.
-    consistency_weight: float = 0.0
+    # Weight of balanced consistency regularisation (creatives.consistency), 0 = off. On Fashion-MNIST (96/32,
+    # 6000 steps, docs/benchmarks.md) weight 1 cut the Frechet distance on both seeds measured, 3.64 to 3.02
+    # and 4.51 to 3.62, and halved KID, for 24% more time per step (Intel AMX, 2 cores); the bCR paper's 10
+    # flattened the discriminator (loss ~1.97) and was behind at every probe to step 3000.
+    consistency_weight: float = 1.0
     checkpoint_every: int = 500
     log_every: int = 250
     max_train_images: int = 0  # 0: every training image; else a stratified, seeded subsample
