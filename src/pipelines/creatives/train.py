@@ -1,4 +1,4 @@
-"""GAN training: hinge loss, DiffAugment, generator EMA, warm start and resumable checkpoints.
+"""GAN training: hinge loss, DiffAugment, consistency regularisation, generator EMA, warm start, checkpoints.
 
 A run trains `train_steps` steps on top of its starting point (a fresh pair, or the champion's weights
 and optimizer state when warm-starting). Every `checkpoint_every` steps the whole state (weights, EMA,
