@@ -53,8 +53,8 @@ class CreativesConfig:
     diffaugment: str = "translation,cutout"
     # Weight of balanced consistency regularisation (creatives.consistency), 0 = off. On Fashion-MNIST (96/32,
     # 6000 steps, docs/benchmarks.md) weight 1 cut the Frechet distance on both seeds measured, 3.64 to 3.02
-    # and 4.51 to 3.62, and halved KID, for 24% more time per step (Intel AMX, 2 cores); the bCR paper's 10
-    # flattened the discriminator (loss ~1.97) and was behind at every probe to step 3000.
+    # and 4.51 to 3.62, and KID by 62% and 43%, for 24% more time per step (Intel AMX, 2 cores); the bCR
+    # paper's 10 flattened the discriminator (loss ~1.97) and was behind from step 1500 to 3000.
     consistency_weight: float = 1.0
     checkpoint_every: int = 500
     log_every: int = 250
