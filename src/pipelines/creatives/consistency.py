@@ -11,26 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.nn import functional as F
+
+from pipelines.creatives.diffaugment import translate
 
 Critic = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def shift(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
-    """Each image moved by up to `ratio` of its size in each direction (CR's translation, 4 pixels on 32).
+def shift(x: torch.Tensor) -> torch.Tensor:
+    """Each image moved by up to an eighth of its size (CR's translation, 4 pixels on 32).
 
     The edge pixels are repeated into the uncovered border, so a black (Fashion-MNIST) or white (a product
-    photo) background stays the background. Randomness comes from torch's global generator.
+    photo) background stays the background.
     """
-    n, _, h, w = x.shape
-    s = int(h * ratio + 0.5)
-    padded = F.pad(x, [s, s, s, s], mode="replicate")  # [n, c, h + 2s, w + 2s]
-    dy = torch.randint(0, 2 * s + 1, (n, 1, 1), device=x.device)
-    dx = torch.randint(0, 2 * s + 1, (n, 1, 1), device=x.device)
-    rows = (torch.arange(h, device=x.device).view(1, h, 1) + dy).expand(n, h, w)  # [n, h, w]
-    cols = (torch.arange(w, device=x.device).view(1, 1, w) + dx).expand(n, h, w)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1).expand(n, h, w)
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # [n, c, h, w]
+    return translate(x, padding="replicate")
 
 
 def consistency_penalty(

@@ -39,17 +39,19 @@ def _color(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) * (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) + 0.5) + mean  # contrast
 
 
-def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+def translate(x: torch.Tensor, ratio: float = 0.125, padding: str = "constant") -> torch.Tensor:
+    """Each image moved by up to `ratio` of its size along each axis (randomness from torch's global generator).
+
+    The uncovered border is zeros with `padding` "constant" (DiffAugment's translation, as in the paper's
+    code) or the repeated edge pixels with "replicate" (consistency regularisation's shift).
+    """
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    dy = torch.randint(-sh, sh + 1, (n, 1, 1), device=x.device)
-    dx = torch.randint(-sw, sw + 1, (n, 1, 1), device=x.device)
-    rows = torch.arange(h, device=x.device).view(1, h, 1)
-    cols = torch.arange(w, device=x.device).view(1, 1, w)
-    # Index into a one-pixel zero border: shifted-out pixels read the border, as in the paper's code.
-    rows = (rows + dy + 1).clamp(0, h + 1).expand(n, h, w)  # [n, h, w]
-    cols = (cols + dx + 1).clamp(0, w + 1).expand(n, h, w)
-    padded = F.pad(x, [1, 1, 1, 1])  # [n, c, h+2, w+2]
+    padded = F.pad(x, [sw, sw, sh, sh], mode=padding)  # [n, c, h + 2sh, w + 2sw]
+    top = torch.randint(0, 2 * sh + 1, (n, 1, 1), device=x.device)
+    left = torch.randint(0, 2 * sw + 1, (n, 1, 1), device=x.device)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) + top).expand(n, h, w)  # [n, h, w]
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) + left).expand(n, h, w)
     batch = torch.arange(n, device=x.device).view(n, 1, 1).expand(n, h, w)
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # [n, c, h, w]
 
@@ -65,4 +67,4 @@ def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)  # [n, c, h, w]
 
 
-_AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout}
+_AUGMENTS = {"color": _color, "translation": translate, "cutout": _cutout}
