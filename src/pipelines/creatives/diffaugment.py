@@ -8,6 +8,8 @@ because the product images are grey-scale (it is available for RGB stores).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch.nn import functional as F
 
@@ -39,7 +41,9 @@ def _color(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) * (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) + 0.5) + mean  # contrast
 
 
-def translate(x: torch.Tensor, ratio: float = 0.125, padding: str = "constant") -> torch.Tensor:
+def translate(
+    x: torch.Tensor, ratio: float = 0.125, padding: Literal["constant", "replicate"] = "constant"
+) -> torch.Tensor:
     """Each image moved by up to `ratio` of its size along each axis (randomness from torch's global generator).
 
     The uncovered border is zeros with `padding` "constant" (DiffAugment's translation, as in the paper's

@@ -187,12 +187,15 @@ def train_gan(
         z = torch.randn(config.batch_size, state.spec.z_dim, generator=batch_gen).to(device)
         with autocast:
             fake = g(z, y)  # [batch, c, h, w]; its graph is reused for the generator step
+            fake_d = fake.detach()
             real_logits = d(diff_augment(real, policy), y).float()
-            fake_logits = d(diff_augment(fake.detach(), policy), y).float()
+            fake_logits = d(diff_augment(fake_d, policy), y).float()
             d_loss = hinge_d_loss(real_logits, fake_logits)
             if config.consistency_weight:
+                # With DiffAugment on, the logits are of augmented images: the penalty then ties two random
+                # views of each image together (one augmented, one shifted) instead of the image and its shift.
                 d_loss = d_loss + config.consistency_weight * (
-                    consistency_penalty(d, real, y, real_logits) + consistency_penalty(d, fake.detach(), y, fake_logits)
+                    consistency_penalty(d, real, y, real_logits) + consistency_penalty(d, fake_d, y, fake_logits)
                 )
         state.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
