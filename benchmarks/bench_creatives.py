@@ -35,11 +35,10 @@ from pipelines.config import apply_overrides
 from pipelines.creatives.classifier import ClassifierSpec, accuracy, predict, train_classifier
 from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.evaluate import evaluate, sample_generator
-from pipelines.creatives.gan import GanSpec
 from pipelines.creatives.metrics import frechet_distance, precision_recall, within_class_spread
 from pipelines.creatives.plots import plot_training_curves
 from pipelines.creatives.select import to_uint8
-from pipelines.creatives.train import new_state, run_key, train_gan, uses_bf16
+from pipelines.creatives.train import new_state, run_key, spec_for, train_gan, uses_bf16
 from pipelines.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("bench_creatives")
@@ -167,7 +166,7 @@ def main() -> None:
         log.info("EMA generator probe (1000 test labels): %s", json.dumps(figures))
         return figures
 
-    gan_spec = GanSpec(len(CLASSES), 28, 1, config.z_dim, config.g_channels, config.d_channels, config.minibatch_stddev)
+    gan_spec = spec_for(config, len(CLASSES))
     state = new_state(gan_spec, config, seed=args.seed, device=device)
     checkpoint = out / f"bench-checkpoint-{int(time.time())}.pt"
     stats = train_gan(
@@ -251,6 +250,7 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
         f"{'on' if c['minibatch_stddev'] else 'off'}, z {c['z_dim']}, "
         f"hinge loss, EMA decay (1 + s) / (10 + s) at step s, capped at {c['ema_decay']}, "
         f"DiffAugment `{c['diffaugment']}`, consistency regularisation weight {c['consistency_weight']}, "
+        f"auxiliary class loss weight {c.get('class_loss_weight', 0.0)}, "
         f"batch {c['batch_size']}, Adam {c['lr_g']}/{c['lr_d']} "
         f"betas ({c['beta1']}, {c['beta2']}), forward passes in {'bfloat16' if result['bf16'] else 'float32'}.",
         "",

@@ -29,7 +29,7 @@ from pipelines.creatives.data import ImageSet, holdout_mask, load_item_images, s
 from pipelines.creatives.evaluate import evaluate
 from pipelines.creatives.gan import GanSpec
 from pipelines.creatives.plots import plot_training_curves
-from pipelines.creatives.train import GanState, load_weights, new_state, run_key, train_gan, uses_bf16
+from pipelines.creatives.train import GanState, load_weights, new_state, run_key, spec_for, train_gan, uses_bf16
 from pipelines.errors import DataError
 from pipelines.registry import (
     ModelRun,
@@ -136,15 +136,7 @@ def train_candidate(
     gan_train = train.subset(stratified_sample(train, config.max_train_images))
     classifier = _classifier(data, train, config, artifacts, device)
 
-    spec = GanSpec(
-        len(data.classes),
-        config.image_size,
-        config.image_channels,
-        config.z_dim,
-        config.g_channels,
-        config.d_channels,
-        config.minibatch_stddev,
-    )
+    spec = spec_for(config, len(data.classes))
     seed = derive_seed(MODEL_NAME, as_of, "train")
     state = new_state(spec, config, seed, device)
     current = champion(engine, MODEL_NAME)
@@ -259,7 +251,7 @@ def _warm_start(
         payload = load_artifact(current.artifact_path, current.artifact_sha256)
     if payload is None:
         return None, f"cold start: {current.version} has no artifact"
-    if payload["spec"] != state.spec.to_dict() or tuple(payload["classes"]) != data.classes:
+    if GanSpec(**payload["spec"]) != state.spec or tuple(payload["classes"]) != data.classes:
         return None, f"cold start: champion {current.version} has another model size or category set"
     load_weights(state, payload)
     for optimizer, lr in ((state.opt_g, config.lr_g), (state.opt_d, config.lr_d)):

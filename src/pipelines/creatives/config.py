@@ -56,6 +56,9 @@ class CreativesConfig:
     # and 4.51 to 3.62, and KID by 62% and 43%, for 24% more time per step (Intel AMX, 2 cores); the bCR
     # paper's 10 flattened the discriminator (loss ~1.97) and was behind from step 1500 to 3000.
     consistency_weight: float = 1.0
+    # Weight of the auxiliary class loss (AC-GAN): the discriminator's class head learns the category of
+    # real images and the generator is trained to make its products read as theirs. 0 = no class head.
+    class_loss_weight: float = 0.0
     checkpoint_every: int = 500
     log_every: int = 250
     max_train_images: int = 0  # 0: every training image; else a stratified, seeded subsample
@@ -97,8 +100,9 @@ class CreativesConfig:
             raise ConfigError(f"CreativesConfig.train_steps must be >= 0, got {self.train_steps}")
         if self.image_channels not in (1, 3):
             raise ConfigError(f"CreativesConfig.image_channels must be 1 or 3, got {self.image_channels}")
-        if self.consistency_weight < 0:
-            raise ConfigError(f"CreativesConfig.consistency_weight must be >= 0, got {self.consistency_weight}")
+        for name in ("consistency_weight", "class_loss_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"CreativesConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 < self.holdout_fraction < 0.5:
             raise ConfigError(f"CreativesConfig.holdout_fraction must be in (0, 0.5), got {self.holdout_fraction}")
         for name in ("min_conditional_accuracy", "min_recall"):

@@ -4,7 +4,9 @@ Follows the small-image recipe of Miyato & Koyama, "cGANs with Projection Discri
 and Miyato et al., "Spectral Normalization for GANs" (ICLR 2018): the generator conditions every batch
 norm on the class (class-conditional batch norm) and also sees a class embedding beside the noise, the
 discriminator is spectrally normalised and scores
-`psi(h) + <embed(y), h>` (the projection head). Deliberate deviations, for 2-core CPU training:
+`psi(h) + <embed(y), h>` (the projection head). The discriminator can also carry an auxiliary class head
+(AC-GAN, Odena et al., ICML 2017) on the same features, trained on real images and used by the generator
+to make its products recognisable as their category. Deliberate deviations, for 2-core CPU training:
 plain (non-residual) upsampling blocks and a 4-conv discriminator; 28x28 or 32x32 images. Before its last
 conv the discriminator can append a minibatch-stddev channel (Karras et al., ICLR 2018) computed per
 class rather than per group of images, so that a generator drawing one prototype per class is caught.
@@ -34,6 +36,8 @@ class GanSpec:
     # The discriminator sees each class's spread in the batch. False by default: artifacts saved before the
     # field existed were trained without it (CreativesConfig turns it on for new runs).
     minibatch_stddev: bool = False
+    # An auxiliary class head on the discriminator's features (False for artifacts saved before it existed).
+    class_head: bool = False
 
     def __post_init__(self) -> None:
         if self.image_size % 4:
@@ -161,6 +165,7 @@ class Discriminator(nn.Module):
         self.stddev = MinibatchStddev(spec.n_classes) if spec.minibatch_stddev else None
         self.linear = spectral_norm(nn.Linear(4 * ch, 1))
         self.embed = spectral_norm(nn.Embedding(spec.n_classes, 4 * ch))
+        self.classify = spectral_norm(nn.Linear(4 * ch, spec.n_classes)) if spec.class_head else None
 
     def features(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = x
@@ -172,8 +177,18 @@ class Discriminator(nn.Module):
         return h.sum(dim=(2, 3))  # [batch, 4ch]: global sum pooling as in the projection paper
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.score(self.features(x, y), y)
+
+    def score(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Realism logits [batch] from features [batch, 4ch]: the projection head."""
+        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
+
+    def scores_and_classes(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Realism logits [batch] and the class head's logits [batch, n_classes] from one pass."""
+        if self.classify is None:
+            raise ValueError("this discriminator was built without a class head (GanSpec.class_head)")
         h = self.features(x, y)
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)  # [batch]
+        return self.score(h, y), self.classify(h)
 
 
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""GAN training: hinge loss, DiffAugment, consistency regularisation, generator EMA, warm start, checkpoints.
+"""GAN training: hinge loss, DiffAugment, consistency regularisation, an auxiliary class loss, generator EMA,
+warm start, checkpoints.
 
 A run trains `train_steps` steps on top of its starting point (a fresh pair, or the champion's weights
 and optimizer state when warm-starting). Every `checkpoint_every` steps the whole state (weights, EMA,
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn import functional as F
 
 from pipelines.compute import native_bf16
 from pipelines.creatives.config import CreativesConfig
@@ -55,6 +57,20 @@ class GanState:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
         }
+
+
+def spec_for(config: CreativesConfig, n_classes: int) -> GanSpec:
+    """The model a run of `config` trains on `n_classes` categories."""
+    return GanSpec(
+        n_classes,
+        config.image_size,
+        config.image_channels,
+        config.z_dim,
+        config.g_channels,
+        config.d_channels,
+        config.minibatch_stddev,
+        class_head=config.class_loss_weight > 0,
+    )
 
 
 def new_state(spec: GanSpec, config: CreativesConfig, seed: int, device: torch.device) -> GanState:
@@ -111,6 +127,7 @@ def run_key(spec: GanSpec, config: CreativesConfig, seed: int, data_fingerprint:
         "recipe": [config.batch_size, config.lr_g, config.lr_d, config.beta1, config.beta2, config.ema_decay],
         "augment": config.diffaugment,
         "consistency": config.consistency_weight,
+        "class_loss": config.class_loss_weight,
         "precision": config.mixed_precision,
         "images": [config.max_train_images, config.holdout_fraction],
     }
@@ -145,6 +162,16 @@ def _try_resume(state: GanState, path: Path, key: str, device: torch.device) -> 
     return True
 
 
+def _critic(
+    d: Discriminator, x: torch.Tensor, y: torch.Tensor, class_weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Realism logits [batch] (float32) and the class head's cross-entropy on `y` (0 when the weight is 0)."""
+    if not class_weight:
+        return d(x, y).float(), torch.zeros((), device=x.device)
+    logits, classes = d.scores_and_classes(x, y)
+    return logits.float(), F.cross_entropy(classes.float(), y)
+
+
 def train_gan(
     state: GanState,
     images: torch.Tensor,
@@ -167,6 +194,7 @@ def train_gan(
     """
     target = config.train_steps if steps is None else steps
     policy = parse_policy(config.diffaugment)
+    class_weight = config.class_loss_weight
     resumed_at = state.step if _try_resume(state, checkpoint, key, device) else None
     if resumed_at is None:
         torch.manual_seed(seed)
@@ -177,6 +205,8 @@ def train_gan(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(config, device))
     started, first_step = time.perf_counter(), state.step
     window: dict[str, float] = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+    if class_weight:
+        window |= {"class_real": 0.0, "class_fake": 0.0}  # the class head's cross-entropy
     # Curves get about 50 points whatever the run length; the log line comes every `log_every` steps.
     record_every = max(1, min(config.log_every, target // 50))
     last_record = state.step
@@ -188,9 +218,11 @@ def train_gan(
         with autocast:
             fake = g(z, y)  # [batch, c, h, w]; its graph is reused for the generator step
             fake_d = fake.detach()
-            real_logits = d(diff_augment(real, policy), y).float()
+            real_logits, real_class_loss = _critic(d, diff_augment(real, policy), y, class_weight)
             fake_logits = d(diff_augment(fake_d, policy), y).float()
-            d_loss = hinge_d_loss(real_logits, fake_logits)
+            # The class head learns from real images only: taught on fakes it would learn the generator's
+            # mistakes as the category (AC-GAN's known failure) instead of pulling the fakes towards it.
+            d_loss = hinge_d_loss(real_logits, fake_logits) + class_weight * real_class_loss
             if config.consistency_weight:
                 # With DiffAugment on, the logits are of augmented images: the penalty then ties two random
                 # views of each image together (one augmented, one shifted) instead of the image and its shift.
@@ -205,8 +237,8 @@ def train_gan(
         # (discarded by the next zero_grad anyway) are not computed (a 96/32 step: 184 against 195 ms).
         with frozen(d):
             with autocast:
-                fake_logits_g = d(diff_augment(fake, policy), y).float()
-            g_loss = hinge_g_loss(fake_logits_g)
+                fake_logits_g, fake_class_loss = _critic(d, diff_augment(fake, policy), y, class_weight)
+            g_loss = hinge_g_loss(fake_logits_g) + class_weight * fake_class_loss
             state.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
         state.opt_g.step()
@@ -219,6 +251,9 @@ def train_gan(
         window["g_loss"] += float(g_loss.detach())
         window["d_real"] += float(real_logits.detach().mean())
         window["d_fake"] += float(fake_logits.detach().mean())
+        if class_weight:
+            window["class_real"] += float(real_class_loss.detach())
+            window["class_fake"] += float(fake_class_loss.detach())
         if state.step % record_every == 0 or state.step == target:
             count = state.step - last_record
             for k, v in window.items():
@@ -228,14 +263,18 @@ def train_gan(
         if state.step % config.log_every == 0 or state.step == target:
             rate = (state.step - first_step) * config.batch_size / (time.perf_counter() - started)
             latest = {k: state.history[k][-1] for k in window}
+            classes = ""
+            if class_weight:
+                classes = f" class CE real {latest['class_real']:.3f} fake {latest['class_fake']:.3f}"
             log.info(
-                "GAN step %d/%d: d_loss %.3f g_loss %.3f D(real) %.2f D(fake) %.2f, %.0f images/s",
+                "GAN step %d/%d: d_loss %.3f g_loss %.3f D(real) %.2f D(fake) %.2f%s, %.0f images/s",
                 state.step,
                 target,
                 latest["d_loss"],
                 latest["g_loss"],
                 latest["d_real"],
                 latest["d_fake"],
+                classes,
                 rate,
             )
         if probe is not None and probe_every and (state.step % probe_every == 0 or state.step == target):

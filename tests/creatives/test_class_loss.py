@@ -1,0 +1,87 @@
+"""The auxiliary class loss: a class head on the discriminator that learns real categories and steers fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+from pipelines.creatives.candidate import _warm_start
+from pipelines.creatives.config import MODEL_NAME, CreativesConfig
+from pipelines.creatives.data import ImageSet
+from pipelines.creatives.gan import Discriminator, GanSpec
+from pipelines.creatives.train import new_state, run_key, spec_for, train_gan
+from pipelines.errors import ConfigError
+from pipelines.registry import ModelRun
+from tests.creatives.store import CATEGORIES, DAY, SIZE, TINY, shape
+
+CPU = torch.device("cpu")
+SPEC = GanSpec(n_classes=3, image_size=SIZE, z_dim=8, g_channels=8, d_channels=8, class_head=True)
+
+
+def _shapes(per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test store's three categories (ring, bar, legs): images [n, 1, 8, 8] in [-1, 1], labels [n]."""
+    rng = np.random.default_rng(0)
+    labels = torch.arange(len(CATEGORIES) * per_class) % len(CATEGORIES)
+    pixels = np.stack([shape(CATEGORIES[int(c)], rng) for c in labels])  # [n, 8, 8] uint8
+    return torch.from_numpy(pixels).float().div(127.5).sub(1.0)[:, None], labels
+
+
+def test_the_class_head_is_built_only_when_the_spec_asks_and_is_spectrally_normalised() -> None:
+    torch.manual_seed(0)
+    d = Discriminator(SPEC).eval()
+    assert parametrize.is_parametrized(d.classify, "weight")
+    x, y = torch.randn(5, 1, SIZE, SIZE), torch.tensor([0, 1, 2, 0, 1])
+    scores, classes = d.scores_and_classes(x, y)
+    assert scores.shape == (5,) and classes.shape == (5, 3)
+    assert torch.allclose(scores, d(x, y))  # the realism score is the projection head's, head or not
+
+    older = {k: v for k, v in SPEC.to_dict().items() if k != "class_head"}  # an artifact saved before the head
+    plain = Discriminator(GanSpec(**older))
+    assert plain.classify is None
+    assert not any(k.startswith("classify") for k in plain.state_dict())
+    with pytest.raises(ValueError, match="class_head"):
+        plain.scores_and_classes(x, y)
+
+
+def test_the_config_turns_the_head_on_with_a_positive_weight_and_refuses_a_negative_one() -> None:
+    assert not spec_for(TINY, 3).class_head
+    assert spec_for(dataclasses.replace(TINY, class_loss_weight=0.5), 3).class_head
+    with pytest.raises(ConfigError, match="class_loss_weight"):
+        CreativesConfig(class_loss_weight=-0.1)
+    keys = {run_key(SPEC, dataclasses.replace(TINY, class_loss_weight=w), 1, "fp", None) for w in (0.5, 1.0)}
+    assert len(keys) == 2  # a checkpoint trained with one weight is not resumed with another
+
+
+def test_the_head_learns_real_categories_and_the_generator_is_pulled_towards_them(tmp_path: Path) -> None:
+    images, labels = _shapes(per_class=32)
+    config = dataclasses.replace(TINY, class_loss_weight=1.0, consistency_weight=0.0, diffaugment="")
+    state = new_state(SPEC, config, seed=5, device=CPU)
+    train_gan(state, images, labels, config, seed=5, device=CPU, checkpoint=tmp_path / "c.pt", key="k", steps=120)
+
+    chance = math.log(3)  # cross-entropy of a head that cannot tell the three categories apart
+    real, fake = state.history["class_real"], state.history["class_fake"]  # one point per 2 steps
+    assert min(real[:3]) > 0.8 * chance
+    assert np.mean(real[-5:]) < 0.3 * chance  # the head tells a ring from a bar from two legs on real images
+    assert np.mean(fake[-5:]) < 0.6 * chance  # and reads the generator's products as the class drawn for
+    assert all(math.isfinite(v) for v in state.history["d_loss"] + state.history["g_loss"])
+
+
+def test_a_champion_saved_before_the_head_existed_warm_starts_runs_without_a_head_only() -> None:
+    images, labels = _shapes(per_class=4)
+    data = ImageSet(images, labels, CATEGORIES, tuple(range(len(labels))), "fp")
+    older = new_state(spec_for(TINY, 3), TINY, seed=2, device=CPU).payload() | {"classes": list(CATEGORIES)}
+    older["spec"] = {k: v for k, v in older["spec"].items() if k != "class_head"}
+    champion = ModelRun(MODEL_NAME, "v1", DAY, "champion", {}, {}, {}, None, None)
+
+    def start(config: CreativesConfig) -> str | None:
+        state = new_state(spec_for(config, 3), config, seed=1, device=CPU)
+        return _warm_start(None, DAY, state, champion, older, data, config)[0]  # type: ignore[arg-type]
+
+    assert start(TINY) == "v1"
+    assert start(dataclasses.replace(TINY, class_loss_weight=0.5)) is None  # another discriminator: cold start
