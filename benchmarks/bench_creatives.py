@@ -212,6 +212,7 @@ def main() -> None:
         "within_class_spread": spread,
         "classifier_seconds": classifier_seconds,
         "total_seconds": total,
+        "history": state.history,  # losses and probes, to redraw or quote the curves later
     }
     (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     log.info("result: %s", json.dumps(result, default=str))

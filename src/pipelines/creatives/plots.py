@@ -1,4 +1,4 @@
-"""Training curves as a PNG beside the artifacts: losses, discriminator outputs and any probe metrics."""
+"""Training curves as a PNG beside the artifacts: losses (the class head's too), discriminator outputs, probes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path, tit
     panels = 2 + (1 if probes else 0)
     fig, axes = plots.panels(panels, figsize=(5 * panels, 3.6))
     steps = history["step"]
-    axes[0].plot(steps, history["d_loss"], label="D hinge loss")
+    axes[0].plot(steps, history["d_loss"], label="D loss")
     axes[0].plot(steps, history["g_loss"], label="G loss")
+    for key, who in (("class_real", "real"), ("class_fake", "fake")):
+        if key in history:  # the auxiliary class head's cross-entropy, when the run has one
+            axes[0].plot(steps, history[key], linestyle="--", label=f"class CE ({who})")
     axes[0].set_xlabel("step")
     axes[0].legend()
     axes[1].plot(steps, history["d_real"], label="D(real)")
