@@ -22,6 +22,7 @@ from tests.creatives.store import CATEGORIES, DAY, SIZE, TINY, shape
 
 CPU = torch.device("cpu")
 SPEC = GanSpec(n_classes=3, image_size=SIZE, z_dim=8, g_channels=8, d_channels=8, class_head=True)
+WITHOUT_HEAD = dataclasses.replace(TINY, class_loss_weight=0.0)
 
 
 def _shapes(per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +51,7 @@ def test_the_class_head_is_built_only_when_the_spec_asks_and_is_spectrally_norma
 
 
 def test_the_config_turns_the_head_on_with_a_positive_weight_and_refuses_a_negative_one() -> None:
-    assert not spec_for(TINY, 3).class_head
+    assert not spec_for(WITHOUT_HEAD, 3).class_head
     assert spec_for(dataclasses.replace(TINY, class_loss_weight=0.5), 3).class_head
     with pytest.raises(ConfigError, match="class_loss_weight"):
         CreativesConfig(class_loss_weight=-0.1)
@@ -75,7 +76,8 @@ def test_the_head_learns_real_categories_and_the_generator_is_pulled_towards_the
 def test_a_champion_saved_before_the_head_existed_warm_starts_runs_without_a_head_only() -> None:
     images, labels = _shapes(per_class=4)
     data = ImageSet(images, labels, CATEGORIES, tuple(range(len(labels))), "fp")
-    older = new_state(spec_for(TINY, 3), TINY, seed=2, device=CPU).payload() | {"classes": list(CATEGORIES)}
+    older = new_state(spec_for(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=2, device=CPU).payload()
+    older |= {"classes": list(CATEGORIES)}
     older["spec"] = {k: v for k, v in older["spec"].items() if k != "class_head"}
     champion = ModelRun(MODEL_NAME, "v1", DAY, "champion", {}, {}, {}, None, None)
 
@@ -83,5 +85,5 @@ def test_a_champion_saved_before_the_head_existed_warm_starts_runs_without_a_hea
         state = new_state(spec_for(config, 3), config, seed=1, device=CPU)
         return _warm_start(None, DAY, state, champion, older, data, config)[0]  # type: ignore[arg-type]
 
-    assert start(TINY) == "v1"
+    assert start(WITHOUT_HEAD) == "v1"
     assert start(dataclasses.replace(TINY, class_loss_weight=0.5)) is None  # another discriminator: cold start

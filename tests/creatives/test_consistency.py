@@ -10,8 +10,7 @@ import torch
 
 from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.consistency import consistency_penalty, shift
-from pipelines.creatives.gan import GanSpec
-from pipelines.creatives.train import new_state, run_key, train_gan
+from pipelines.creatives.train import new_state, run_key, spec_for, train_gan
 from pipelines.errors import ConfigError
 from tests.creatives.store import TINY
 
@@ -60,7 +59,7 @@ def test_consistency_penalty_is_zero_for_a_shift_invariant_critic_and_positive_o
 
 
 def test_consistency_regularisation_changes_the_discriminator_step_and_the_run_key(tmp_path: Path) -> None:
-    spec = GanSpec(n_classes=3, image_size=8, z_dim=8, g_channels=8, d_channels=8)
+    spec = spec_for(TINY, 3)
     gen = torch.Generator().manual_seed(1)
     images, labels = torch.rand(48, 1, 8, 8, generator=gen) * 2 - 1, torch.arange(48) % 3
     cpu = torch.device("cpu")

@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from pipelines.creatives.config import CreativesConfig
-from pipelines.creatives.gan import GanSpec
-from pipelines.creatives.train import GanState, frozen, new_state, run_key, train_gan
+from pipelines.creatives.train import GanState, frozen, new_state, run_key, spec_for, train_gan
 from tests.creatives.store import TINY
 
-SPEC = GanSpec(n_classes=3, image_size=8, z_dim=8, g_channels=8, d_channels=8)
 CONFIG = dataclasses.replace(TINY, checkpoint_every=2, log_every=2)
+SPEC = spec_for(CONFIG, 3)
 CPU = torch.device("cpu")
 
 
