@@ -15,7 +15,7 @@ from pipelines.creatives.candidate import _warm_start
 from pipelines.creatives.config import MODEL_NAME, CreativesConfig
 from pipelines.creatives.data import ImageSet
 from pipelines.creatives.gan import Discriminator, GanSpec
-from pipelines.creatives.train import new_state, run_key, spec_for, train_gan
+from pipelines.creatives.train import GanState, new_state, run_key, spec_for, train_gan
 from pipelines.errors import ConfigError
 from pipelines.registry import ModelRun
 from tests.creatives.store import CATEGORIES, DAY, SIZE, TINY, shape
@@ -73,17 +73,30 @@ def test_the_head_learns_real_categories_and_the_generator_is_pulled_towards_the
     assert all(math.isfinite(v) for v in state.history["d_loss"] + state.history["g_loss"])
 
 
-def test_a_champion_saved_before_the_head_existed_warm_starts_runs_without_a_head_only() -> None:
+def test_a_champion_without_the_head_warm_starts_a_run_with_one_all_but_the_head() -> None:
     images, labels = _shapes(per_class=4)
     data = ImageSet(images, labels, CATEGORIES, tuple(range(len(labels))), "fp")
-    older = new_state(spec_for(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=2, device=CPU).payload()
-    older |= {"classes": list(CATEGORIES)}
-    older["spec"] = {k: v for k, v in older["spec"].items() if k != "class_head"}
+    trained = new_state(spec_for(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=2, device=CPU)
+    older = trained.payload() | {"classes": list(CATEGORIES)}
+    older["spec"] = {k: v for k, v in older["spec"].items() if k != "class_head"}  # saved before the field
     champion = ModelRun(MODEL_NAME, "v1", DAY, "champion", {}, {}, {}, None, None)
 
-    def start(config: CreativesConfig) -> str | None:
+    def start(config: CreativesConfig, payload: dict) -> tuple[GanState, str | None]:
         state = new_state(spec_for(config, 3), config, seed=1, device=CPU)
-        return _warm_start(None, DAY, state, champion, older, data, config)[0]  # type: ignore[arg-type]
+        return state, _warm_start(None, DAY, state, champion, payload, data, config)[0]  # type: ignore[arg-type]
 
-    assert start(WITHOUT_HEAD) == "v1"
-    assert start(dataclasses.replace(TINY, class_loss_weight=0.5)) is None  # another discriminator: cold start
+    same, version = start(WITHOUT_HEAD, older)
+    assert version == "v1"
+    assert same.discriminator.state_dict().keys() == trained.discriminator.state_dict().keys()
+
+    with_head, version = start(dataclasses.replace(TINY, class_loss_weight=0.5), older)
+    assert version == "v1"
+    for name, value in trained.generator.state_dict().items():
+        assert torch.equal(with_head.generator.state_dict()[name], value)
+    kept = with_head.discriminator.state_dict()
+    for name, value in trained.discriminator.state_dict().items():
+        assert torch.equal(kept[name], value)
+    assert any(k.startswith("classify.") for k in kept)  # the head is there, freshly initialised
+
+    wider = older | {"spec": older["spec"] | {"d_channels": 16}}
+    assert start(WITHOUT_HEAD, wider)[1] is None  # another model size: cold start

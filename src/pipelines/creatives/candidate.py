@@ -27,9 +27,8 @@ from pipelines.creatives.classifier import ClassifierSpec, ImageClassifier, trai
 from pipelines.creatives.config import MODEL_NAME, CreativesConfig
 from pipelines.creatives.data import ImageSet, holdout_mask, load_item_images, stratified_sample
 from pipelines.creatives.evaluate import evaluate
-from pipelines.creatives.gan import GanSpec
 from pipelines.creatives.plots import plot_training_curves
-from pipelines.creatives.train import GanState, load_weights, new_state, run_key, spec_for, train_gan, uses_bf16
+from pipelines.creatives.train import GanState, new_state, run_key, spec_for, train_gan, uses_bf16, warm_start_weights
 from pipelines.errors import DataError
 from pipelines.registry import (
     ModelRun,
@@ -251,10 +250,10 @@ def _warm_start(
         payload = load_artifact(current.artifact_path, current.artifact_sha256)
     if payload is None:
         return None, f"cold start: {current.version} has no artifact"
-    if GanSpec(**payload["spec"]) != state.spec or tuple(payload["classes"]) != data.classes:
+    loaded = warm_start_weights(state, payload) if tuple(payload["classes"]) == data.classes else None
+    if loaded is None:
         return None, f"cold start: champion {current.version} has another model size or category set"
-    load_weights(state, payload)
     for optimizer, lr in ((state.opt_g, config.lr_g), (state.opt_d, config.lr_d)):
         for group in optimizer.param_groups:
             group["lr"] = lr  # this run's learning rate, not the one saved with the champion's optimizer
-    return current.version, f"warm start from {current.status} {current.version}"
+    return current.version, f"warm start from {current.status} {current.version}: {loaded}"

@@ -10,6 +10,7 @@ and continues from that step, producing the same weights as an uninterrupted run
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -96,6 +97,28 @@ def load_weights(state: GanState, payload: Mapping[str, Any]) -> None:
     state.ema.load_state_dict(payload["generator_ema"])
     state.opt_g.load_state_dict(payload["opt_g"])
     state.opt_d.load_state_dict(payload["opt_d"])
+
+
+def warm_start_weights(state: GanState, payload: Mapping[str, Any]) -> str | None:
+    """Load a champion's weights to continue from; None when its model differs in more than the class head.
+
+    A champion trained without the class head still warm-starts a run that has one (and the other way round):
+    the generator, its EMA and its optimizer load whole, the discriminator loads all but the head, and the
+    discriminator's optimizer starts afresh, its state being laid out parameter by parameter. Returns what
+    was loaded, in words.
+    """
+    saved = GanSpec(**payload["spec"])
+    if dataclasses.replace(saved, class_head=state.spec.class_head) != state.spec:
+        return None
+    if saved == state.spec:
+        load_weights(state, payload)
+        return "all weights and both optimizers"
+    state.generator.load_state_dict(payload["generator"])
+    state.ema.load_state_dict(payload["generator_ema"])
+    state.opt_g.load_state_dict(payload["opt_g"])
+    # Not strict: the specs differ in the head alone (checked above), so only its keys can be absent or extra.
+    state.discriminator.load_state_dict(payload["discriminator"], strict=False)
+    return "the generator and the discriminator without its class head (a fresh head and discriminator optimizer)"
 
 
 @contextmanager
