@@ -50,11 +50,25 @@ def test_the_class_head_is_built_only_when_the_spec_asks_and_is_spectrally_norma
         plain.scores_and_classes(x, y)
 
 
-def test_the_config_turns_the_head_on_with_a_positive_weight_and_refuses_a_negative_one() -> None:
+def test_the_config_turns_the_head_on_and_bad_weights_or_a_headless_pair_are_refused(tmp_path: Path) -> None:
     assert not spec_for(WITHOUT_HEAD, 3).class_head
     assert spec_for(dataclasses.replace(TINY, class_loss_weight=0.5), 3).class_head
     with pytest.raises(ConfigError, match="class_loss_weight"):
         CreativesConfig(class_loss_weight=-0.1)
+    headless = new_state(spec_for(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=1, device=CPU)
+    images, labels = _shapes(per_class=4)
+    with pytest.raises(ConfigError, match="no class head"):
+        train_gan(
+            headless,
+            images,
+            labels,
+            dataclasses.replace(TINY, class_loss_weight=0.5),
+            seed=1,
+            device=CPU,
+            checkpoint=tmp_path / "c.pt",
+            key="k",
+            steps=1,
+        )
     keys = {run_key(SPEC, dataclasses.replace(TINY, class_loss_weight=w), 1, "fp", None) for w in (0.5, 1.0)}
     assert len(keys) == 2  # a checkpoint trained with one weight is not resumed with another
 

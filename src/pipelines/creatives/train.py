@@ -30,6 +30,7 @@ from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.consistency import consistency_penalty
 from pipelines.creatives.diffaugment import diff_augment, parse_policy
 from pipelines.creatives.gan import Discriminator, GanSpec, Generator, hinge_d_loss, hinge_g_loss, update_ema
+from pipelines.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,11 @@ def train_gan(
     target = config.train_steps if steps is None else steps
     policy = parse_policy(config.diffaugment)
     class_weight = config.class_loss_weight
+    if class_weight and state.discriminator.classify is None:
+        raise ConfigError(
+            f"CreativesConfig.class_loss_weight is {class_weight} but the discriminator has no class head: "
+            "build the model with spec_for(config, n_classes)"
+        )
     resumed_at = state.step if _try_resume(state, checkpoint, key, device) else None
     if resumed_at is None:
         torch.manual_seed(seed)
