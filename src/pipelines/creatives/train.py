@@ -233,6 +233,7 @@ def train_gan(
     # Weights, optimizer state and the EMA stay float32; only the forward passes run in bfloat16.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(config, device))
     started, first_step = time.perf_counter(), state.step
+    probe_seconds = 0.0  # spent measuring, not training: left out of the timing figures
     window: dict[str, float] = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
     if class_weight:
         window |= {"class_real": 0.0, "class_fake": 0.0}  # the class head's cross-entropy
@@ -290,7 +291,7 @@ def train_gan(
             state.history.setdefault("step", []).append(float(state.step))
             window, last_record = dict.fromkeys(window, 0.0), state.step
         if state.step % config.log_every == 0 or state.step == target:
-            rate = (state.step - first_step) * config.batch_size / (time.perf_counter() - started)
+            rate = (state.step - first_step) * config.batch_size / (time.perf_counter() - started - probe_seconds)
             latest = {k: state.history[k][-1] for k in window}
             classes = ""
             if class_weight:
@@ -307,12 +308,14 @@ def train_gan(
                 rate,
             )
         if probe is not None and probe_every and (state.step % probe_every == 0 or state.step == target):
+            probe_started = time.perf_counter()
             for k, v in probe(state.ema).items():
                 state.history.setdefault(f"probe_{k}", []).append(float(v))
             state.history.setdefault("probe_step", []).append(float(state.step))
+            probe_seconds += time.perf_counter() - probe_started
         if state.step % config.checkpoint_every == 0 or state.step == target:
             _save_checkpoint(state, checkpoint, key, device)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - probe_seconds
     trained = state.step - first_step
     epochs = trained * config.batch_size / max(n, 1)
     return {
@@ -323,4 +326,5 @@ def train_gan(
         "epochs": epochs,
         "seconds_per_epoch": seconds / epochs if epochs else 0.0,
         "images_per_second": trained * config.batch_size / seconds if seconds else 0.0,
+        "probe_seconds": probe_seconds,
     }
