@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 
 from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.consistency import consistency_penalty, shift
-from pipelines.creatives.train import GanState, new_state, run_key, spec_for, train_gan
+from pipelines.creatives.train import new_state, run_key, spec_for, train_gan
 from pipelines.errors import ConfigError
 from tests.creatives.store import TINY
 
@@ -80,32 +79,6 @@ def test_consistency_regularisation_changes_the_discriminator_step_and_the_run_k
     assert len(keys) == 2  # a checkpoint trained without the penalty is not resumed with it
 
 
-def test_lazy_consistency_penalises_every_nth_step_only(tmp_path: Path) -> None:
-    lazy = dataclasses.replace(TINY, consistency_weight=10.0, consistency_every=2)
-    plain = dataclasses.replace(TINY, consistency_weight=0.0)
-    spec = spec_for(TINY, 3)
-    gen = torch.Generator().manual_seed(1)
-    images, labels = torch.rand(48, 1, 8, 8, generator=gen) * 2 - 1, torch.arange(48) % 3
-    cpu = torch.device("cpu")
-
-    def step(state: GanState, config: CreativesConfig, name: str) -> dict[str, torch.Tensor]:
-        """One more training step of `state` under `config`; the discriminator's weights after it."""
-        until = state.step + 1
-        train_gan(state, images, labels, config, seed=3, device=cpu, checkpoint=tmp_path / name, key=name, steps=until)
-        return state.discriminator.state_dict()
-
-    lazy_state, plain_state = new_state(spec, lazy, seed=3, device=cpu), new_state(spec, plain, seed=3, device=cpu)
-    first_lazy, first_plain = step(lazy_state, lazy, "a.pt"), step(plain_state, plain, "b.pt")
-    assert any(not torch.equal(first_lazy[k], first_plain[k]) for k in first_lazy)  # step 0 is penalised
-    twin = copy.deepcopy(lazy_state)
-    second_lazy, second_plain = step(lazy_state, lazy, "c.pt"), step(twin, plain, "d.pt")
-    assert all(torch.equal(second_lazy[k], second_plain[k]) for k in second_lazy)  # step 1 is not
-    keys = {run_key(spec, c, 1, "fp", None) for c in (lazy, dataclasses.replace(lazy, consistency_every=1))}
-    assert len(keys) == 2
-
-
-def test_a_negative_consistency_weight_or_a_zero_interval_is_refused() -> None:
+def test_a_negative_consistency_weight_is_refused() -> None:
     with pytest.raises(ConfigError, match="consistency_weight"):
         CreativesConfig(consistency_weight=-1.0)
-    with pytest.raises(ConfigError, match="consistency_every"):
-        CreativesConfig(consistency_every=0)

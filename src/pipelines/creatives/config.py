@@ -56,10 +56,6 @@ class CreativesConfig:
     # and 4.51 to 3.62, and KID by 62% and 43%, for 24% more time per step (Intel AMX, 2 cores); the bCR
     # paper's 10 flattened the discriminator (loss ~1.97) and was behind from step 1500 to 3000.
     consistency_weight: float = 1.0
-    # The penalty is computed every `consistency_every` discriminator steps at `consistency_every` times the
-    # weight (lazy regularisation, as StyleGAN2 does for R1): each penalised step costs two more
-    # discriminator passes and their backward.
-    consistency_every: int = 1
     # Weight of the auxiliary class loss (AC-GAN): the discriminator's class head learns the category of
     # real images and the generator is trained to make its products read as theirs. 0 = no class head.
     # On Fashion-MNIST (96/32, 6000 steps, docs/benchmarks.md) 0.1 lifted conditional accuracy on two seeds
@@ -100,16 +96,7 @@ class CreativesConfig:
     cpu_threads: int = 0
 
     def __post_init__(self) -> None:
-        positive = (
-            "image_size",
-            "image_channels",
-            "z_dim",
-            "g_channels",
-            "d_channels",
-            "batch_size",
-            "top_k",
-            "consistency_every",
-        )
+        positive = ("image_size", "image_channels", "z_dim", "g_channels", "d_channels", "batch_size", "top_k")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"CreativesConfig.{name} must be at least 1, got {getattr(self, name)}")

@@ -150,7 +150,7 @@ def run_key(spec: GanSpec, config: CreativesConfig, seed: int, data_fingerprint:
         "start": start,
         "recipe": [config.batch_size, config.lr_g, config.lr_d, config.beta1, config.beta2, config.ema_decay],
         "augment": config.diffaugment,
-        "consistency": [config.consistency_weight, config.consistency_every],
+        "consistency": config.consistency_weight,
         "class_loss": config.class_loss_weight,
         "precision": config.mixed_precision,
         "images": [config.max_train_images, config.holdout_fraction],
@@ -253,10 +253,10 @@ def train_gan(
             # The class head learns from real images only: taught on fakes it would learn the generator's
             # mistakes as the category (AC-GAN's known failure) instead of pulling the fakes towards it.
             d_loss = hinge_d_loss(real_logits, fake_logits) + class_weight * real_class_loss
-            if config.consistency_weight and state.step % config.consistency_every == 0:
+            if config.consistency_weight:
                 # With DiffAugment on, the logits are of augmented images: the penalty then ties two random
                 # views of each image together (one augmented, one shifted) instead of the image and its shift.
-                d_loss = d_loss + config.consistency_weight * config.consistency_every * (
+                d_loss = d_loss + config.consistency_weight * (
                     consistency_penalty(d, real, y, real_logits) + consistency_penalty(d, fake_d, y, fake_logits)
                 )
         state.opt_d.zero_grad(set_to_none=True)
