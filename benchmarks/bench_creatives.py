@@ -269,8 +269,7 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
         f"{c['d_channels']}-channel base with spectral norm and class-wise minibatch stddev "
         f"{'on' if c['minibatch_stddev'] else 'off'}, z {c['z_dim']}, "
         f"hinge loss, EMA decay (1 + s) / (10 + s) at step s, capped at {c['ema_decay']}, "
-        f"DiffAugment `{c['diffaugment']}`, consistency regularisation weight {c['consistency_weight']}"
-        f"{every(c.get('consistency_every', 1))}, "
+        f"DiffAugment `{c['diffaugment']}`, consistency regularisation weight {c['consistency_weight']}, "
         f"auxiliary class loss weight {c.get('class_loss_weight', 0.0)}, "
         f"batch {c['batch_size']}, Adam {c['lr_g']}/{c['lr_d']} "
         f"betas ({c['beta1']}, {c['beta2']}), forward passes in {'bfloat16' if result['bf16'] else 'float32'}.",
@@ -297,11 +296,6 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
         "Targets: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks) + ".",
     ]
     return "\n".join(lines + earlier_steps(result))
-
-
-def every(steps: int) -> str:
-    """How often the consistency penalty ran, in words ('' for every step)."""
-    return f" every {steps} steps (at {steps}x the weight)" if steps > 1 else ""
 
 
 def earlier_steps(result: dict) -> list[str]:
