@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,31 @@ def test_frozen_module_gets_no_weight_gradients_and_thaws_even_on_an_error() -> 
     with frozen(layer):
         pass
     assert layer.weight.requires_grad and not layer.bias.requires_grad
+
+
+def test_time_spent_in_probes_is_not_counted_as_training(tmp_path: Path) -> None:
+    state = new_state(SPEC, CONFIG, seed=3, device=CPU)
+    images, labels = _data()
+
+    def slow_probe(_: object) -> dict[str, float]:
+        time.sleep(0.2)
+        return {}
+
+    started = time.perf_counter()
+    stats = train_gan(
+        state,
+        images,
+        labels,
+        CONFIG,
+        seed=3,
+        device=CPU,
+        checkpoint=tmp_path / "c.pt",
+        key="k",
+        steps=4,
+        probe=slow_probe,
+        probe_every=1,
+    )
+    wall = time.perf_counter() - started
+    assert stats["probe_seconds"] >= 0.8  # four probes of 0.2 s
+    assert stats["seconds"] <= wall - 0.8
+    assert stats["images_per_second"] == pytest.approx(4 * CONFIG.batch_size / stats["seconds"])
