@@ -303,8 +303,9 @@ def earlier_steps(result: dict) -> list[str]:
     if not result.get("evaluations"):
         return []
     per_step = result["train"]["seconds"] / result["train"]["steps"]
-    rows = sorted((int(step), m) for step, m in result["evaluations"].items())
-    rows.append((int(result["train"]["steps"]), result["metrics"]))
+    final = int(result["train"]["steps"])
+    rows = sorted((int(step), m) for step, m in result["evaluations"].items() if int(step) != final)
+    rows.append((final, result["metrics"]))  # the final step once, from the run's own evaluation
     lines = [
         "",
         "The same run's EMA generator, fully evaluated as above at earlier steps (what a shorter run of this recipe "

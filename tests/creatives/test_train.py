@@ -27,13 +27,17 @@ class Killed(Exception):
     pass
 
 
-def _train(checkpoint: Path, steps: int, key: str = "k", kill_at: int = 0) -> tuple[object, dict[str, float]]:
+def _train(
+    checkpoint: Path, steps: int, key: str = "k", kill_at: int = 0, probe_pause: float = 0.0
+) -> tuple[object, dict[str, float]]:
+    """A fresh pair trained to `steps`, probed after every step (each probe sleeps `probe_pause` seconds)."""
     state = new_state(SPEC, CONFIG, seed=3, device=CPU)
     images, labels = _data()
 
     def probe(_: object) -> dict[str, float]:
         if state.step == kill_at:
             raise Killed  # the worker dies after this step, before its checkpoint
+        time.sleep(probe_pause)
         return {}
 
     stats = train_gan(
@@ -135,27 +139,8 @@ def test_frozen_module_gets_no_weight_gradients_and_thaws_even_on_an_error() -> 
 
 
 def test_time_spent_in_probes_is_not_counted_as_training(tmp_path: Path) -> None:
-    state = new_state(SPEC, CONFIG, seed=3, device=CPU)
-    images, labels = _data()
-
-    def slow_probe(_: object) -> dict[str, float]:
-        time.sleep(0.2)
-        return {}
-
     started = time.perf_counter()
-    stats = train_gan(
-        state,
-        images,
-        labels,
-        CONFIG,
-        seed=3,
-        device=CPU,
-        checkpoint=tmp_path / "c.pt",
-        key="k",
-        steps=4,
-        probe=slow_probe,
-        probe_every=1,
-    )
+    _, stats = _train(tmp_path / "c.pt", 4, probe_pause=0.2)
     wall = time.perf_counter() - started
     assert stats["probe_seconds"] >= 0.8  # four probes of 0.2 s
     assert stats["seconds"] <= wall - 0.8
