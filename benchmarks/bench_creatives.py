@@ -6,7 +6,10 @@ as the reference, the same number of generated images with the reference's label
 training images for the real-vs-real floor (pipelines.creatives.evaluate: the task's own protocol).
 
     flock /tmp/cpu-bench.lock env -u OMP_WAIT_POLICY .venv/bin/python benchmarks/bench_creatives.py \
-        --threads 2 --config '{"diffaugment": ""}' --write-docs
+        --threads 2 --seed 1 --config '{"diffaugment": "", "train_steps": 7000}' --write-docs
+
+(7000 steps from a cold start: the run docs/benchmarks.md reports; the task itself trains 3000 steps a day
+on top of its champion.)
 
 On 2 quiet cores OpenMP's default wait policy (spin briefly, then sleep) is the one to time: passive
 waits (`OMP_WAIT_POLICY=PASSIVE`, which the local Airflow stack sets for processes that share cores)
