@@ -39,7 +39,18 @@ def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> No
 def test_fashion_mnist_path_is_none_when_images_are_missing(tmp_path: Path) -> None:
     settings = Settings(fashion_mnist_dir=tmp_path)
     found = settings.fashion_mnist_path()
-    assert found is None or found != tmp_path  # only the Debian folder may stand in
+    assert found is None or found != tmp_path  # only a copy found elsewhere may stand in
+
+
+def test_fashion_mnist_path_finds_the_copy_make_images_unpacks(tmp_path: Path) -> None:
+    local = tmp_path / "datasets" / "fashion-mnist"
+    local.mkdir(parents=True)
+    (local / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    assert Settings(state_dir=tmp_path).fashion_mnist_path() == local
+    configured = tmp_path / "mine"
+    configured.mkdir()
+    (configured / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    assert Settings(state_dir=tmp_path, fashion_mnist_dir=configured).fashion_mnist_path() == configured
 
 
 @dataclass(frozen=True)

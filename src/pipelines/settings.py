@@ -104,12 +104,20 @@ class Settings:
         return self.state_dir / "pgdata"
 
     @property
+    def local_fashion_mnist_dir(self) -> Path:
+        return self.state_dir / "datasets" / "fashion-mnist"
+
+    @property
     def airflow_home(self) -> Path:
         return self.state_dir / "airflow"
 
     def fashion_mnist_path(self) -> Path | None:
-        """The Fashion-MNIST folder to use, or None when the images are not installed anywhere known."""
-        for candidate in (self.fashion_mnist_dir, DEBIAN_FASHION_MNIST_DIR):
+        """The Fashion-MNIST folder to use, or None when the images are not installed anywhere known.
+
+        Looked for where it was configured, where `make images` unpacks Debian's `dataset-fashion-mnist`
+        without root (STATE_DIR/datasets/fashion-mnist), then where that package installs it.
+        """
+        for candidate in (self.fashion_mnist_dir, self.local_fashion_mnist_dir, DEBIAN_FASHION_MNIST_DIR):
             if candidate is not None and (candidate / "train-images-idx3-ubyte.gz").exists():
                 return candidate
         return None
