@@ -75,7 +75,7 @@ def replace_source_tables(
             else:
                 rows[table] += copy_frames(conn, table, frames)
         # Fresh statistics before anyone queries: without them the planner guessed so badly that the day's
-        # quality checks on the demo store took 112 s instead of a few (autovacuum analyses only later).
+        # quality checks on the demo store took 108-119 s instead of 2-3 s (autovacuum analyses only later).
         conn.exec_driver_sql(f"ANALYZE {', '.join(SOURCE_TABLES)}")
     summary = LoadSummary(source, rows, time.monotonic() - started)
     log.info("loaded %s", summary)
