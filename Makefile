@@ -20,14 +20,16 @@ install: $(STAMP)
 # Real product pictures for the sample store's item_images: Debian's dataset-fashion-mnist (MIT), used where
 # installed, else downloaded with apt-get and unpacked into .local/datasets (no root needed). Without it
 # the store has no item images and the demo's generate_ad_creatives fails for want of them, so this stops first.
+# The folder is unpacked beside its final place and renamed into it: an interrupted fetch leaves no half folder.
 FASHION_DEB_DIR := /usr/share/datasets/fashion-mnist
 FASHION_LOCAL := $(or $(PIPELINES_STATE_DIR),.local)/datasets/fashion-mnist
 FASHION_FOUND := $(wildcard $(addsuffix /train-images-idx3-ubyte.gz,$(PIPELINES_FASHION_MNIST_DIR) $(FASHION_LOCAL) $(FASHION_DEB_DIR)))
 images:
 	@test -n "$(FASHION_FOUND)" || { \
-	  tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -qq dataset-fashion-mnist 2>/dev/null) && \
-	  dpkg-deb -x $$tmp/dataset-fashion-mnist_*.deb $$tmp/root && mkdir -p $(FASHION_LOCAL) && \
-	  mv $$tmp/root$(FASHION_DEB_DIR)/*.gz $(FASHION_LOCAL)/ && rm -rf $$tmp && \
+	  mkdir -p $(dir $(FASHION_LOCAL)) && tmp=$$(mktemp -d -p $(dir $(FASHION_LOCAL))) && \
+	  (cd $$tmp && apt-get download -qq dataset-fashion-mnist 2>/dev/null) && \
+	  dpkg-deb -x $$tmp/dataset-fashion-mnist_*.deb $$tmp/root && \
+	  mv -T $$tmp/root$(FASHION_DEB_DIR) $(FASHION_LOCAL) && rm -rf $$tmp && \
 	  echo "Fashion-MNIST unpacked into $(FASHION_LOCAL)"; \
 	} || { rm -rf "$$tmp"; echo "Fashion-MNIST not found and apt-get could not download dataset-fashion-mnist:" \
 	  "install that package, or set PIPELINES_FASHION_MNIST_DIR to a folder holding its four .gz files" >&2; exit 1; }
