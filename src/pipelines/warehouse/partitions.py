@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from psycopg2 import sql
@@ -105,7 +106,7 @@ def copy_frames(conn: Connection, table: str, frames: pd.DataFrame | Iterable[pd
 
 
 def replace_partition(
-    engine: Engine,
+    engine: Engine | Connection,
     table: str,
     day: dt.date,
     frames: pd.DataFrame | Iterable[pd.DataFrame],
@@ -117,10 +118,11 @@ def replace_partition(
 
     The frames may omit `date_column` and the scope columns (they are filled in); rows that carry a
     different date or scope are refused before anything is written. Returns the number of rows written.
+    Given a Connection, it writes on the caller's transaction (several outputs committed together).
     """
     scope = dict(scope or {})
     partition = partition_name(table, day)
-    with engine.begin() as conn:
+    with _transaction(engine) as conn:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(
@@ -145,6 +147,15 @@ def replace_partition(
             cursor.close()
     log.info("replaced %s for %s%s: %d rows", table, day, f" {scope}" if scope else "", written)
     return written
+
+
+@contextmanager
+def _transaction(engine: Engine | Connection) -> Iterator[Connection]:
+    if isinstance(engine, Connection):
+        yield engine
+    else:
+        with engine.begin() as conn:
+            yield conn
 
 
 def _with_constants(frame: pd.DataFrame, constants: Mapping[str, object]) -> pd.DataFrame:
