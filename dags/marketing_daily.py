@@ -13,8 +13,13 @@ Keeps personalised marketing fresh for one **business date** (a UTC day):
    segment, quality-gated and composed into banners (`ad_creatives`, status `pending_review`).
 5. `publish_report`: rows written per output partition, the data-quality verdict and the models.
 
-Each model task registers a candidate model and promotes it only if it is not worse than the
-champion (or *Force model promotion* is set); outputs always come from the champion.
+**Models, point in time.** The champion of a date D is the latest promoted model trained on or before
+D. A model task for D compares its candidate with (and warm-starts from) the champion of D-1, promotes
+it only if it is not worse (or *Force model promotion* is set), and writes D's outputs with the champion
+of D, the promotion committed together with them. A backfill that promotes at an earlier date marks the
+later dates whose lineage it changed as stale (Marketing pages, run report): rerun them to refresh.
+Model tasks have `depends_on_past`, so dates of one model run in date order, also in a backfill.
+*Recompute with today's champion* serves a past date with today's champion instead (no training).
 
 **Which date?** Scheduled and backfill runs process their data interval's start. Manual runs process
 the *Business date* picked in the trigger form; without one they fall back to the run's data interval,
@@ -70,6 +75,15 @@ def _run(step: str) -> dict:
                 "Hard quality gates still apply."
             ),
         ),
+        "serve_with_current_champion": Param(
+            False,
+            type="boolean",
+            title="Recompute with today's champion",
+            description=(
+                "Write this date's outputs with today's champion instead of the champion of the date, and train "
+                "nothing. Off: a past date is recomputed exactly as it was (point in time)."
+            ),
+        ),
         "overrides": Param(
             {},
             type="object",
@@ -87,15 +101,15 @@ def marketing_daily() -> None:
     def check_data_quality() -> dict:
         return _run("check_data_quality")
 
-    @task(pool=GPU_POOL, queue=GPU_QUEUE)
+    @task(pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True)
     def train_user_profile_vae() -> dict:
         return _run("train_user_profile_vae")
 
-    @task(pool=GPU_POOL, queue=GPU_QUEUE)
+    @task(pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True)
     def refresh_recommendations() -> dict:
         return _run("refresh_recommendations")
 
-    @task(pool=GPU_POOL, queue=GPU_QUEUE)
+    @task(pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True)
     def generate_ad_creatives() -> dict:
         return _run("generate_ad_creatives")
 

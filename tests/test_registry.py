@@ -1,4 +1,4 @@
-"""Champion/challenger: the promotion rule, the registry's state changes, hashed artifacts."""
+"""Champion/challenger point in time: the promotion rule, champions per date, staleness, hashed artifacts."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ from sqlalchemy.engine import Engine
 
 from pipelines.registry import (
     ArtifactIntegrityError,
+    ModelRun,
+    Outcome,
     PromotionRule,
     champion,
+    champion_of,
     decide,
     load_artifact,
-    register_and_decide,
+    record_outcome,
+    register_candidate,
     save_artifact,
+    stale_dates,
     version_id,
 )
 
@@ -51,60 +56,89 @@ def test_nan_metric_is_never_promoted() -> None:
     assert not decide(RULE, {"ndcg@10": float("nan")}, None).promote
 
 
-def _register(
-    engine: Engine,
-    tmp_path: Path,
-    value: float,
-    *,
-    weights: float,
-    force: bool = False,
-    champion_metrics: dict[str, float] | None = None,
-):
-    path, sha = save_artifact({"w": torch.full((2,), weights)}, tmp_path)
-    return register_and_decide(
+def _candidate(engine: Engine, tmp_path: Path, day: dt.date, value: float, *, weights: float) -> ModelRun:
+    path, sha = save_artifact({"w": torch.full((2,), weights)}, tmp_path / str(weights))
+    return register_candidate(
         engine,
         model_name="toy",
-        version=version_id("toy", DAY, sha),
-        as_of_date=DAY,
+        version=version_id("toy", day, sha),
+        as_of_date=day,
         metrics={"ndcg@10": value},
         params={"lr": 0.1},
         protocol={"split": "loo"},
         artifact_path=path,
         artifact_sha256=sha,
-        rule=RULE,
-        force=force,
-        champion_metrics=champion_metrics,
+        parent_version=None,
     )
 
 
-@pytest.mark.integration
-def test_registry_promotes_retires_and_rejects(engine: Engine, tmp_path: Path) -> None:
-    first, _ = _register(engine, tmp_path, 0.05, weights=1.0)
-    assert first.status == "champion"
-    worse, decision = _register(engine, tmp_path, 0.01, weights=2.0)
-    assert worse.status == "rejected" and "worse than champion" in decision.reason
-    assert champion(engine, "toy").version == first.version
-    better, _ = _register(engine, tmp_path, 0.06, weights=3.0)
-    assert champion(engine, "toy").version == better.version
+def _run(engine: Engine, tmp_path: Path, day: dt.date, value: float, *, weights: float) -> tuple[ModelRun, list]:
+    """One date's run the way the lifecycle does it: register, decide against the champion of the day before,
+    record the outcome (served: the candidate if promoted, else that champion)."""
+    candidate = _candidate(engine, tmp_path, day, value, weights=weights)
+    parent = champion_of(engine, "toy", day - dt.timedelta(days=1))
+    decision = decide(RULE, candidate.metrics, None if parent is None else parent.metrics)
+    with engine.begin() as conn:
+        stale = record_outcome(
+            conn, Outcome("toy", day, candidate.version, decision, candidate if decision.promote else parent, parent)
+        )
+    return candidate, stale
+
+
+def _statuses(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
-        statuses = dict(conn.execute(sa.text("SELECT version, status FROM model_runs")).all())
-    assert statuses == {first.version: "retired", worse.version: "rejected", better.version: "champion"}
-    # Re-registering the champion's own version (a rerun of the date) keeps it champion.
-    again, decision = _register(engine, tmp_path, 0.06, weights=3.0)
-    assert again.status == "champion" and decision.reason == "this version already is the champion"
+        return dict(conn.execute(sa.text("SELECT version, status FROM model_runs")).all())
 
 
 @pytest.mark.integration
-def test_champion_rescored_on_the_candidates_split_is_what_the_candidate_is_compared_with(
+def test_champion_of_a_date_is_the_latest_promotion_on_or_before_it(engine: Engine, tmp_path: Path) -> None:
+    d1, d2, d3 = DAY, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    first, _ = _run(engine, tmp_path, d1, 0.05, weights=1.0)
+    worse, _ = _run(engine, tmp_path, d2, 0.01, weights=2.0)
+    better, _ = _run(engine, tmp_path, d3, 0.06, weights=3.0)
+    assert _statuses(engine) == {first.version: "promoted", worse.version: "rejected", better.version: "promoted"}
+    assert champion_of(engine, "toy", d1 - dt.timedelta(days=1)) is None
+    assert champion_of(engine, "toy", d2).version == first.version  # a rejected run keeps the day before's
+    assert champion_of(engine, "toy", d3).version == better.version == champion(engine, "toy").version
+
+
+@pytest.mark.integration
+def test_a_backfilled_promotion_marks_later_dates_stale_and_never_changes_their_champion(
     engine: Engine, tmp_path: Path
 ) -> None:
-    first, _ = _register(engine, tmp_path, 0.05, weights=1.0)
-    # On its own (harder) split the candidate scores 0.03; the champion re-scored there gets 0.02.
-    candidate, decision = _register(engine, tmp_path, 0.03, weights=2.0, champion_metrics={"ndcg@10": 0.02})
-    assert candidate.status == "champion" and "vs champion 0.0200" in decision.reason
-    # Without re-scored figures the reference is what the champion registered with (0.03).
-    third, _ = _register(engine, tmp_path, 0.015, weights=3.0)
-    assert third.status == "rejected" and champion(engine, "toy").version == candidate.version
+    d1, d2 = DAY, DAY + dt.timedelta(days=1)
+    later, stale = _run(engine, tmp_path, d2, 0.05, weights=2.0)
+    assert stale == []
+    earlier, stale = _run(engine, tmp_path, d1, 0.04, weights=1.0)  # a backfill after the fact
+    assert stale == [d2]
+    assert champion_of(engine, "toy", d2).version == later.version  # until d2 reruns
+    [(model, day, reason)] = stale_dates(engine)
+    assert (model, day) == ("toy", d2) and f"lineage changed by the {d1} run" in reason and "rerun" in reason
+
+
+@pytest.mark.integration
+def test_a_rerun_of_a_date_replaces_its_decision_and_registers_no_new_version(engine: Engine, tmp_path: Path) -> None:
+    first, _ = _run(engine, tmp_path, DAY, 0.05, weights=1.0)
+    again, _ = _run(engine, tmp_path, DAY, 0.05, weights=1.0)
+    assert again.version == first.version and _statuses(engine) == {first.version: "promoted"}
+    other, _ = _run(engine, tmp_path, DAY, 0.07, weights=4.0)  # the date's data changed: another model
+    assert _statuses(engine) == {first.version: "superseded", other.version: "promoted"}
+    assert champion_of(engine, "toy", DAY).version == other.version
+    with engine.connect() as conn:
+        revoked = conn.execute(
+            sa.text("SELECT version, revoked_by FROM model_promotions WHERE revoked_at IS NOT NULL")
+        ).all()
+    assert revoked == [(first.version, f"rerun of {DAY}")]
+
+
+@pytest.mark.integration
+def test_an_outcome_rolled_back_with_its_outputs_leaves_no_champion(engine: Engine, tmp_path: Path) -> None:
+    candidate = _candidate(engine, tmp_path, DAY, 0.05, weights=1.0)
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        record_outcome(conn, Outcome("toy", DAY, candidate.version, decide(RULE, candidate.metrics, None),
+                                     candidate, None))  # fmt: skip
+        raise RuntimeError("the output write was killed")
+    assert champion(engine, "toy") is None and _statuses(engine) == {candidate.version: "candidate"}
 
 
 def test_artifacts_are_content_addressed_and_hash_checked(tmp_path: Path) -> None:

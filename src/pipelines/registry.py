@@ -1,10 +1,13 @@
-"""Model registry over `model_runs`: candidates, champion/challenger promotion, hashed artifacts.
+"""Model registry over `model_runs`: candidates, point-in-time champions, hashed artifacts, lineage.
 
 Every training run registers a candidate with its metrics, hyper-parameters, evaluation protocol and
-artifact (path + sha256). A candidate becomes champion only when `PromotionRule` says it is not worse
-than the current champion on the same metric (or the run forces it); outputs are always produced by the
-champion. Artifacts are loaded with `torch.load(weights_only=True)` after their hash is checked.
-Shared by every model package so promotion means the same thing for all of them.
+artifact (path + sha256). Champions are per date: the champion of a business date D is the latest
+promotion (not revoked) whose as_of_date <= D, so a backfill that promotes at an earlier date never
+changes which model serves a later date that has its own promotion. A run's outcome (promotion or not,
+and which model served the date) is recorded by `record_outcome` on the transaction that writes the
+date's outputs, so a killed write never leaves a new champion behind old outputs. Later dates whose
+champion or parent that outcome changed are marked stale in `served_lineage`, never rewritten.
+Artifacts are loaded with `torch.load(weights_only=True)` after their hash is checked.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class ModelRun:
     protocol: dict[str, Any]
     artifact_path: str | None
     artifact_sha256: str | None
+    parent_version: str | None = None
+    decision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,33 +148,59 @@ def _row_to_run(row: sa.Row[Any]) -> ModelRun:
         protocol=dict(m["protocol"] or {}),
         artifact_path=m["artifact_path"],
         artifact_sha256=m["artifact_sha256"],
+        parent_version=m["parent_version"],
+        decision=m["decision"],
     )
 
 
-_COLUMNS = "model_name, version, as_of_date, status, metrics, params, protocol, artifact_path, artifact_sha256"
+_COLUMNS = (
+    "r.model_name, r.version, r.as_of_date, r.status, r.metrics, r.params, r.protocol, r.artifact_path, "
+    "r.artifact_sha256, r.parent_version, r.decision"
+)
+_CHAMPION_OF = f"""SELECT {_COLUMNS} FROM model_promotions p JOIN model_runs r USING (model_name, version)
+                   WHERE p.model_name = :m AND p.revoked_at IS NULL AND p.as_of_date <= :d
+                   ORDER BY p.as_of_date DESC, p.id DESC LIMIT 1"""
+
+
+def _first(engine_or_conn: Engine | Connection, query: str, params: Mapping[str, Any]) -> ModelRun | None:
+    if isinstance(engine_or_conn, Engine):
+        with engine_or_conn.connect() as conn:
+            row = conn.execute(sa.text(query), dict(params)).first()
+    else:
+        row = engine_or_conn.execute(sa.text(query), dict(params)).first()
+    return None if row is None else _row_to_run(row)
+
+
+def champion_of(engine_or_conn: Engine | Connection, model_name: str, as_of: dt.date) -> ModelRun | None:
+    """The champion of business date `as_of`: the latest live promotion with as_of_date <= `as_of`
+    (ties: the later promotion); None before the model's first promotion."""
+    return _first(engine_or_conn, _CHAMPION_OF, {"m": model_name, "d": as_of})
 
 
 def champion(engine_or_conn: Engine | Connection, model_name: str) -> ModelRun | None:
-    """The current champion of `model_name`, or None before the first promotion."""
-    query = sa.text(f"SELECT {_COLUMNS} FROM model_runs WHERE model_name = :m AND status = 'champion'")
-    if isinstance(engine_or_conn, Engine):
-        with engine_or_conn.connect() as conn:
-            row = conn.execute(query, {"m": model_name}).first()
-    else:
-        row = engine_or_conn.execute(query, {"m": model_name}).first()
-    return None if row is None else _row_to_run(row)
+    """The current champion: the champion of the newest date."""
+    return champion_of(engine_or_conn, model_name, dt.date.max)
 
 
-def get_run(engine: Engine, model_name: str, version: str) -> ModelRun | None:
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(f"SELECT {_COLUMNS} FROM model_runs WHERE model_name = :m AND version = :v"),
-            {"m": model_name, "v": version},
-        ).first()
-    return None if row is None else _row_to_run(row)
+def get_run(engine_or_conn: Engine | Connection, model_name: str, version: str) -> ModelRun | None:
+    return _first(
+        engine_or_conn, f"SELECT {_COLUMNS} FROM model_runs r WHERE model_name = :m AND version = :v",
+        {"m": model_name, "v": version},
+    )  # fmt: skip
 
 
-def register_and_decide(
+def latest_run_before(engine_or_conn: Engine | Connection, model_name: str, as_of: dt.date) -> ModelRun | None:
+    """The newest registered (not superseded) run trained before `as_of`, promoted or not."""
+    return _first(
+        engine_or_conn,
+        f"""SELECT {_COLUMNS} FROM model_runs r
+            WHERE model_name = :m AND as_of_date < :d AND status <> 'superseded' AND artifact_path IS NOT NULL
+            ORDER BY as_of_date DESC, created_at DESC LIMIT 1""",
+        {"m": model_name, "d": as_of},
+    )
+
+
+def register_candidate(
     engine: Engine,
     *,
     model_name: str,
@@ -180,69 +211,170 @@ def register_and_decide(
     protocol: Mapping[str, Any],
     artifact_path: Path,
     artifact_sha256: str,
-    rule: PromotionRule,
-    force: bool = False,
-    champion_metrics: Mapping[str, float] | None = None,
-) -> tuple[ModelRun, Decision]:
-    """Register a candidate and promote or reject it, in one transaction.
-
-    Re-registering the same version (a rerun of the same date) updates its row; if it already is the
-    champion it stays champion. `champion_metrics`, when given, are the champion's metrics re-measured on
-    the candidate's own evaluation (same split, same day), compared instead of those it was registered
-    with. Returns the registered run (with its final status) and the decision.
-    """
+    parent_version: str | None,
+) -> ModelRun:
+    """Record a trained candidate (status 'candidate'; a rerun that reproduces a version updates its row and
+    keeps its status until `record_outcome` decides again). Nothing serves it until then."""
     with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:m))"), {"m": model_name})
-        current = champion(conn, model_name)
-        if current is not None and current.version == version:
-            decision = Decision(True, "this version already is the champion")
-        else:
-            reference = (
-                None if current is None else (champion_metrics if champion_metrics is not None else current.metrics)
-            )
-            decision = decide(rule, metrics, reference, force=force)
-        if decision.promote and current is not None and current.version != version:
-            conn.execute(
-                sa.text("UPDATE model_runs SET status = 'retired' WHERE model_name = :m AND version = :v"),
-                {"m": model_name, "v": current.version},
-            )
-        status = "champion" if decision.promote else "rejected"
         conn.execute(
             sa.text(
                 """INSERT INTO model_runs (model_name, version, as_of_date, status, metrics, params, protocol,
-                                           artifact_path, artifact_sha256, promoted_at)
-                   VALUES (:m, :v, :d, :s, CAST(:metrics AS jsonb), CAST(:params AS jsonb),
-                           CAST(:protocol AS jsonb), :path, :sha, CASE WHEN :s = 'champion' THEN now() END)
+                                           artifact_path, artifact_sha256, parent_version)
+                   VALUES (:m, :v, :d, 'candidate', CAST(:metrics AS jsonb), CAST(:params AS jsonb),
+                           CAST(:protocol AS jsonb), :path, :sha, :parent)
                    ON CONFLICT (model_name, version) DO UPDATE SET
-                       as_of_date = EXCLUDED.as_of_date, status = EXCLUDED.status, metrics = EXCLUDED.metrics,
-                       params = EXCLUDED.params, protocol = EXCLUDED.protocol,
-                       artifact_path = EXCLUDED.artifact_path, artifact_sha256 = EXCLUDED.artifact_sha256,
-                       promoted_at = COALESCE(model_runs.promoted_at, EXCLUDED.promoted_at)"""
+                       as_of_date = EXCLUDED.as_of_date, metrics = EXCLUDED.metrics, params = EXCLUDED.params,
+                       protocol = EXCLUDED.protocol, artifact_path = EXCLUDED.artifact_path,
+                       artifact_sha256 = EXCLUDED.artifact_sha256, parent_version = EXCLUDED.parent_version"""
             ),
             {
                 "m": model_name,
                 "v": version,
                 "d": as_of_date,
-                "s": status,
                 "metrics": json.dumps(dict(metrics), sort_keys=True),
                 "params": json.dumps(dict(params), sort_keys=True, default=str),
                 "protocol": json.dumps(dict(protocol), sort_keys=True, default=str),
                 "path": str(artifact_path),
                 "sha": artifact_sha256,
+                "parent": parent_version,
             },
         )
-    run = ModelRun(
-        model_name,
-        version,
-        as_of_date,
-        status,
-        dict(metrics),
-        dict(params),
-        dict(protocol),
-        str(artifact_path),
-        artifact_sha256,
+        run = get_run(conn, model_name, version)
+    assert run is not None
+    return run
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run for one date decided and served, recorded with the date's outputs."""
+
+    model_name: str
+    as_of_date: dt.date
+    candidate: str | None  # the date's own candidate, when one was trained
+    decision: Decision | None
+    served: ModelRun | None  # the model whose outputs were written (None: fallback outputs)
+    parent: ModelRun | None  # the champion of the day before, compared with and warm-started from
+    policy: str = "champion_of_date"  # or 'current_champion' (a recompute with today's champion)
+
+
+def record_outcome(conn: Connection, outcome: Outcome) -> list[dt.date]:
+    """On the caller's transaction (the one writing the date's outputs): apply the decision, revoke what an
+    earlier run of the same date promoted, record which model served the date, and mark later dates whose
+    champion or parent changed as stale. Returns those newly stale dates."""
+    m, day = outcome.model_name, outcome.as_of_date
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:m))"), {"m": m})
+    promote = outcome.candidate is not None and outcome.decision is not None and outcome.decision.promote
+    keep = outcome.candidate if promote else None
+    if outcome.policy == "champion_of_date":
+        # A rerun of the date replaces what an earlier run of it decided: one decision per date.
+        conn.execute(
+            sa.text(
+                """UPDATE model_promotions SET revoked_at = now(), revoked_by = :by
+                   WHERE model_name = :m AND as_of_date = :d AND revoked_at IS NULL
+                     AND version IS DISTINCT FROM :keep"""
+            ),
+            {"m": m, "d": day, "keep": keep, "by": f"rerun of {day}"},
+        )
+        conn.execute(
+            sa.text(
+                """UPDATE model_runs SET status = 'superseded'
+                   WHERE model_name = :m AND as_of_date = :d AND version IS DISTINCT FROM :c"""
+            ),
+            {"m": m, "d": day, "c": outcome.candidate},
+        )
+    if outcome.candidate is not None and outcome.decision is not None:
+        conn.execute(
+            sa.text(
+                """UPDATE model_runs SET status = :s, decision = :why,
+                          promoted_at = CASE WHEN :s = 'promoted' THEN coalesce(promoted_at, now()) END
+                   WHERE model_name = :m AND version = :v"""
+            ),
+            {
+                "m": m,
+                "v": outcome.candidate,
+                "s": "promoted" if promote else "rejected",
+                "why": outcome.decision.reason,
+            },
+        )
+        if promote:
+            conn.execute(
+                sa.text(
+                    """INSERT INTO model_promotions (model_name, version, as_of_date)
+                       SELECT :m, :v, :d WHERE NOT EXISTS (
+                           SELECT 1 FROM model_promotions
+                           WHERE model_name = :m AND version = :v AND as_of_date = :d AND revoked_at IS NULL)"""
+                ),
+                {"m": m, "v": outcome.candidate, "d": day},
+            )
+    served = outcome.served
+    conn.execute(
+        sa.text(
+            """INSERT INTO served_lineage (model_name, as_of_date, version, model_as_of, parent_version, trained,
+                                           policy, written_at, stale_reason, stale_at)
+               VALUES (:m, :d, :v, :vd, :p, :t, :policy, now(), NULL, NULL)
+               ON CONFLICT (model_name, as_of_date) DO UPDATE SET
+                   version = EXCLUDED.version, model_as_of = EXCLUDED.model_as_of,
+                   parent_version = EXCLUDED.parent_version, trained = EXCLUDED.trained, policy = EXCLUDED.policy,
+                   written_at = EXCLUDED.written_at, stale_reason = NULL, stale_at = NULL"""
+        ),
+        {
+            "m": m,
+            "d": day,
+            "v": None if served is None else served.version,
+            "vd": None if served is None else served.as_of_date,
+            "p": None if outcome.parent is None else outcome.parent.version,
+            "t": outcome.candidate,
+            "policy": outcome.policy,
+        },
     )
-    return run, decision
+    return _mark_stale(conn, m, day)
+
+
+def _mark_stale(conn: Connection, model_name: str, changed: dt.date) -> list[dt.date]:
+    """Later dates (served by the champion of their date) whose champion or parent is no longer what they ran with."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT as_of_date, version, parent_version FROM served_lineage
+               WHERE model_name = :m AND as_of_date > :d AND policy = 'champion_of_date' AND stale_reason IS NULL
+               ORDER BY as_of_date"""
+        ),
+        {"m": model_name, "d": changed},
+    ).all()
+    stale = []
+    for day, version, parent_version in rows:
+        now_serving = champion_of(conn, model_name, day)
+        now_parent = champion_of(conn, model_name, day - dt.timedelta(days=1))
+        serving_version = None if now_serving is None else now_serving.version
+        parent = None if now_parent is None else now_parent.version
+        if serving_version == version and parent == parent_version:
+            continue
+        reason = (
+            f"lineage changed by the {changed} run of {model_name}: the champion of this date is now "
+            f"{serving_version or 'none'} (parent {parent or 'none'}); rerun {day} to refresh"
+        )
+        conn.execute(
+            sa.text(
+                """UPDATE served_lineage SET stale_reason = :r, stale_at = now()
+                   WHERE model_name = :m AND as_of_date = :d"""
+            ),
+            {"r": reason, "m": model_name, "d": day},
+        )
+        stale.append(day)
+    return stale
+
+
+def stale_dates(engine: Engine, model_name: str | None = None) -> list[tuple[str, dt.date, str]]:
+    """(model, date, reason) of every date whose outputs are stale, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                """SELECT model_name, as_of_date, stale_reason FROM served_lineage
+                   WHERE stale_reason IS NOT NULL AND (CAST(:m AS text) IS NULL OR model_name = :m)
+                   ORDER BY as_of_date, model_name"""
+            ),
+            {"m": model_name},
+        ).all()
+    return [(r.model_name, r.as_of_date, r.stale_reason) for r in rows]
 
 
 def version_id(model_name: str, as_of_date: dt.date, artifact_sha256: str) -> str:

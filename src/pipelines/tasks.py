@@ -57,26 +57,49 @@ def _force(params: Mapping[str, Any]) -> bool:
     return value
 
 
+def _policy(params: Mapping[str, Any]) -> str:
+    """Whose outputs a date gets: the champion of that date (the lineage rule) or, when the run asks for it
+    with `serve_with_current_champion`, today's champion (no training)."""
+    value = params.get("serve_with_current_champion", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"the 'serve_with_current_champion' param must be true or false, got {value!r}")
+    return "current_champion" if value else "champion_of_date"
+
+
+def _model_task(recipe: Any, engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    """Every model task: its recipe through the one lifecycle (pipelines.modeltask)."""
+    from pipelines import modeltask
+    from pipelines.compute import select_device
+
+    setting = getattr(recipe, "device_setting", "settings")
+    device = select_device(settings.device if setting == "settings" else setting)
+    return modeltask.run(
+        recipe, engine, as_of, settings, device=device, force_promote=_force(params), policy=_policy(params)
+    )
+
+
 def train_user_profile_vae(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
-    from pipelines.profiles import ProfileConfig, run
+    from pipelines.profiles import ProfileConfig
+    from pipelines.profiles.task import ProfileRecipe
 
     config = stage_config(ProfileConfig(), "profiles", settings, params)
-    return run(engine, as_of, settings, config, force_promote=_force(params))
+    return _model_task(ProfileRecipe(config), engine, as_of, settings, params)
 
 
 def refresh_recommendations(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
-    from pipelines.recs import RecsConfig, run
+    from pipelines.recs import RecsConfig
+    from pipelines.recs.task import RecsRecipe
 
     config = stage_config(RecsConfig(), "recs", settings, params)
-    return run(engine, as_of, settings, config, force_promote=_force(params))
+    return _model_task(RecsRecipe(config), engine, as_of, settings, params)
 
 
 def generate_ad_creatives(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
     from pipelines.creatives import CreativesConfig
-    from pipelines.creatives.task import run
+    from pipelines.creatives.task import CreativesRecipe
 
     config = stage_config(CreativesConfig(), "creatives", settings, params)
-    return run(engine, as_of, settings, config, force_promote=_force(params))
+    return _model_task(CreativesRecipe(config), engine, as_of, settings, params)
 
 
 def publish_report(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:

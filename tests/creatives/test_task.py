@@ -10,11 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import torch
 from PIL import Image
 from sqlalchemy.engine import Engine
 
-from pipelines.creatives.config import MODEL_NAME
-from pipelines.creatives.task import run
+from pipelines import modeltask
+from pipelines.creatives.config import MODEL_NAME, CreativesConfig
+from pipelines.creatives.task import CreativesRecipe
 from pipelines.errors import DataError
 from pipelines.registry import champion
 from pipelines.settings import Settings
@@ -22,6 +24,14 @@ from pipelines.warehouse.partitions import copy_frames
 from tests.creatives.store import CATEGORIES, DAY, TINY, creatives, default_campaigns, make_store
 
 pytestmark = pytest.mark.integration
+
+
+def run(
+    engine: Engine, day: dt.date, settings: Settings, config: CreativesConfig, *, force_promote: bool = False
+) -> dict:
+    recipe = CreativesRecipe(config)
+    summary = modeltask.run(recipe, engine, day, settings, device=torch.device("cpu"), force_promote=force_promote)
+    return summary | summary["outputs"]
 
 
 @pytest.fixture
@@ -35,7 +45,7 @@ def test_run_trains_a_champion_and_writes_banners_for_live_campaigns(engine: Eng
     json.dumps(summary)  # small and JSON-serialisable, for XCom and the task log
 
     training = summary["training"]
-    assert training["trained"] and training["status"] == "champion"
+    assert summary["trained"] and summary["candidate_status"] == "promoted"
     assert training["images"] == 90 and training["categories"] == 3
     for key in (
         "conditional_accuracy",
@@ -46,8 +56,8 @@ def test_run_trains_a_champion_and_writes_banners_for_live_campaigns(engine: Eng
         "floor_frechet",
         "classifier_accuracy",
     ):
-        assert key in training["metrics"]
-    assert summary["champion"] == training["candidate"] == champion(engine, MODEL_NAME).version
+        assert key in summary["metrics"]
+    assert summary["served_by"] == summary["candidate"] == champion(engine, MODEL_NAME).version
 
     rows = creatives(engine, DAY)
     # Only campaign 1 is live; no segments yet: whole audience, top 2 categories x top 2 x 2 sizes.
@@ -56,7 +66,7 @@ def test_run_trains_a_champion_and_writes_banners_for_live_campaigns(engine: Eng
     assert set(rows["category"]) == {"Sneakers", "Trousers"}  # the audience's most viewed, in the campaign
     assert len(rows) == 2 * TINY.top_k * 2
     assert set(rows["status"]) == {"pending_review"}
-    assert set(rows["model_version"]) == {summary["champion"]}
+    assert set(rows["model_version"]) == {summary["served_by"]}
     assert set(rows["headline"]) == {"20% off Sneakers for everyone", "20% off Trousers for everyone"}
     for row in rows.itertuples():
         image = Image.open(io.BytesIO(row.image))
@@ -65,7 +75,7 @@ def test_run_trains_a_champion_and_writes_banners_for_live_campaigns(engine: Eng
     assert summary["campaigns"]["1"]["per_segment"] == {"-1": 8}
     sheet = Path(summary["campaigns"]["1"]["contact_sheet"])
     assert sheet.exists() and sheet.parent.parent.name == DAY.isoformat()
-    assert (sheet.parent.parent / "training_curves.png").exists()
+    assert Path(champion(engine, MODEL_NAME).artifact_path).with_suffix(".png").exists()  # training curves
 
 
 def test_dates_outside_a_campaign_window_write_nothing(engine: Engine, settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""`run` end to end on a tiny store in a real PostgreSQL: registry, profiles, segments, reruns, drift."""
+"""The profile task end to end on a tiny store in a real PostgreSQL: registry, profiles, segments, reruns, drift."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sqlalchemy.engine import Engine
 
-from pipelines import registry
-from pipelines.profiles import MODEL_NAME, ProfileConfig, run
+from pipelines import modeltask, registry
+from pipelines.profiles import MODEL_NAME, ProfileConfig
+from pipelines.profiles.task import ProfileRecipe
 from pipelines.settings import Settings
 from pipelines.warehouse.reads import read_frame
 
@@ -28,6 +30,13 @@ CONFIG = ProfileConfig(
 )  # fmt: skip
 N_USERS = 240
 ACTIVE = np.arange(1, 221)  # users 221-240 never buy anything
+
+
+def run(
+    engine: Engine, day: dt.date, settings: Settings, config: ProfileConfig, *, force_promote: bool = False
+) -> dict:
+    recipe = ProfileRecipe(config)
+    return modeltask.run(recipe, engine, day, settings, device=torch.device("cpu"), force_promote=force_promote)
 
 
 @pytest.fixture
@@ -56,22 +65,23 @@ def _segments(engine: Engine, day: dt.date) -> pd.DataFrame:
 
 def test_run_writes_profiles_and_segments_and_registers_a_champion(store: Engine, settings: Settings) -> None:
     summary = run(store, DAY, settings, CONFIG)
-    assert summary["users"] == len(ACTIVE) and summary["items"] == 48
-    assert summary["users_without_events"] == N_USERS - len(ACTIVE)
-    assert summary["profiles_written"] == len(ACTIVE) and summary["segments_written"] == 4
-    assert summary["candidate_status"] == "champion"
+    training, outputs = summary["training"], summary["outputs"]
+    assert training["users"] == len(ACTIVE) and training["items"] == 48
+    assert outputs["users_without_events"] == N_USERS - len(ACTIVE)
+    assert outputs["profiles_written"] == len(ACTIVE) and outputs["segments_written"] == 4
+    assert summary["candidate_status"] == "promoted" and summary["parent"] is None
     json.dumps(summary)  # what the Airflow task returns must serialise
 
     metrics = summary["metrics"]
-    assert set(metrics) == {"candidate", "popularity", "ease"}
     # Tastes are strong in this store: the VAE must beat popularity clearly.
-    assert metrics["candidate"]["ndcg_at_100"] > 1.3 * metrics["popularity"]["ndcg_at_100"]
+    assert metrics["ndcg_at_100"] > 1.3 * metrics["popularity_ndcg_at_100"]
+    assert "ease_ndcg_at_100" in metrics
 
     champion = registry.champion(store, MODEL_NAME)
-    assert champion is not None and champion.version == summary["candidate_version"]
-    assert champion.protocol["eval_users"] == summary["eval_users"] > 0
+    assert champion is not None and champion.version == summary["candidate"] == summary["served_by"]
+    assert champion.protocol["eval_users"] == training["eval_users"] > 0
     assert {"ndcg_at_100", "recall_at_20", "popularity_ndcg_at_100", "ease_ndcg_at_100"} <= set(champion.metrics)
-    assert Path(str(summary["loss_curve"])).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(champion.artifact_path).with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(champion.artifact_path).parent == registry.artifact_dir(settings.artifacts, MODEL_NAME, DAY)
 
     profiles = _profiles(store, DAY)
@@ -91,7 +101,7 @@ def test_run_writes_profiles_and_segments_and_registers_a_champion(store: Engine
         zip(segments["segment_id"], segments["size"], strict=True)
     )
     assert all(" & " in label for label in segments["label"])
-    assert segments["drift"].isna().all()  # first run: nothing to compare with
+    assert all(d["previous_date"] == str(DAY - dt.timedelta(days=1)) for d in segments["drift"])
     assert len(segments["centroid"].iloc[0]) == CONFIG.latent_dim
 
 
@@ -99,8 +109,7 @@ def test_rerun_of_the_same_date_is_identical(store: Engine, settings: Settings) 
     first = run(store, DAY, settings, CONFIG)
     profiles, segments = _profiles(store, DAY), _segments(store, DAY)
     second = run(store, DAY, settings, CONFIG)
-    assert second["candidate_version"] == first["candidate_version"]
-    assert second["decision"] == "this version already is the champion"
+    assert second["candidate"] == first["candidate"] and second["decision"] == first["decision"]
     pd.testing.assert_frame_equal(_profiles(store, DAY), profiles)
     pd.testing.assert_frame_equal(_segments(store, DAY), segments)
     runs = read_frame(store, "SELECT count(*) AS n FROM model_runs WHERE model_name = :m", {"m": MODEL_NAME})
@@ -117,9 +126,11 @@ def test_next_day_keeps_segment_ids_and_reports_drift(store: Engine, settings: S
     )
     summary = run(store, day2, settings, CONFIG)
     before, after = _profiles(store, DAY), _profiles(store, day2)
-    assert summary["profiles_written"] == len(ACTIVE) + 2
-    assert summary["users_without_events"] == N_USERS - len(ACTIVE) - 2
-    assert summary["users_new_since_previous"] == 2 and summary["previous_run_date"] == DAY.isoformat()
+    outputs = summary["outputs"]
+    assert summary["parent"] == registry.champion_of(store, MODEL_NAME, DAY).version
+    assert outputs["profiles_written"] == len(ACTIVE) + 2
+    assert outputs["users_without_events"] == N_USERS - len(ACTIVE) - 2
+    assert outputs["users_new_since_yesterday"] == 2
     assert {221, 222} <= set(after["user_id"])
     kept = before.merge(after, on="user_id", suffixes=("_before", "_after"))
     assert (kept["segment_id_before"] == kept["segment_id_after"]).mean() > 0.9
@@ -139,13 +150,13 @@ def test_a_worse_candidate_is_rejected_and_the_champion_writes_the_outputs(store
     weak = dataclasses.replace(CONFIG, epochs=1, learning_rate=1e-6)
     second = run(store, day2, settings, weak)
     assert second["candidate_status"] == "rejected"
-    assert second["champion_version"] == first["candidate_version"]
-    metrics = second["metrics"]  # the champion was re-scored on the candidate's split
-    assert metrics["champion"]["ndcg_at_100"] > metrics["candidate"]["ndcg_at_100"] + CONFIG.promotion_tolerance
-    assert set(_profiles(store, day2)["model_version"]) == {first["candidate_version"]}
+    assert second["served_by"] == second["parent"] == first["candidate"]
+    # The parent was re-scored on the candidate's split.
+    assert second["parent_metrics"]["ndcg_at_100"] > second["metrics"]["ndcg_at_100"] + CONFIG.promotion_tolerance
+    assert set(_profiles(store, day2)["model_version"]) == {first["candidate"]}
     forced = run(store, day2, settings, weak, force_promote=True)
-    assert forced["candidate_status"] == "champion"
-    assert set(_profiles(store, day2)["model_version"]) == {forced["candidate_version"]}
+    assert forced["candidate_status"] == "promoted"
+    assert set(_profiles(store, day2)["model_version"]) == {forced["candidate"]}
 
 
 def test_no_events_is_a_data_error_and_writes_nothing(engine: Engine, settings: Settings) -> None:

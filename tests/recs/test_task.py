@@ -1,4 +1,4 @@
-"""`refresh_recommendations` end to end through `run`, on a real PostgreSQL with a generated store."""
+"""`refresh_recommendations` end to end through the model-task lifecycle, on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import torch
 from sqlalchemy.engine import Engine
 
-from pipelines import registry
+from pipelines import modeltask, registry
 from pipelines.errors import DataError
-from pipelines.recs import MODEL_NAME, RecsConfig, run
+from pipelines.recs import MODEL_NAME, RecsConfig
+from pipelines.recs.task import RecsRecipe
 from pipelines.registry import ArtifactIntegrityError
 from pipelines.settings import Settings
 from pipelines.warehouse.partitions import copy_frames
@@ -37,6 +39,11 @@ TINY = RecsConfig(
 )
 
 
+def run(engine: Engine, day: dt.date, settings: Settings, config: RecsConfig, *, force_promote: bool = False) -> dict:
+    recipe = RecsRecipe(config)
+    return modeltask.run(recipe, engine, day, settings, device=torch.device("cpu"), force_promote=force_promote)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path, device="cpu")
@@ -57,12 +64,12 @@ def test_run_beats_popularity_excludes_bought_items_and_reruns_identically(engin
     summary = run(engine, day, settings, TINY)
 
     metrics = summary["metrics"]
-    assert summary["trained"] and summary["status"] == "champion"
+    assert summary["trained"] and summary["candidate_status"] == "promoted"
     assert metrics["test_ndcg@10"] > metrics["popularity_test_ndcg@10"] + 0.3  # the planted chain is learned
     assert metrics["valid_ndcg@10"] > metrics["popularity_valid_ndcg@10"] + 0.3
 
     recs = _recs(engine, day)
-    assert summary["rows_written"] == len(recs) and summary["users"] == 123
+    assert summary["outputs"]["rows_written"] == len(recs) and summary["outputs"]["users"] == 123
     assert set(recs.loc[recs["user_id"] > 120, "source"]) == {"global_popularity"}  # no history: popularity
     model_rows = recs[recs["source"] == "model"]
     assert model_rows.groupby("user_id")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
@@ -87,16 +94,16 @@ def test_promotion_rule_keeps_a_better_champion_unless_forced(engine: Engine, se
     events = write_store(engine)
     day = last_day(events)
     first = run(engine, day - dt.timedelta(days=1), settings, TINY)
-    assert first["status"] == "champion"
+    assert first["candidate_status"] == "promoted"
 
     weak = RecsConfig(**{**TINY.__dict__, "max_epochs": 1, "learning_rate": 1e-5, "refit": False})
     second = run(engine, day, settings, weak)
-    assert second["status"] == "rejected"
-    assert second["served_by"] == first["candidate"]  # outputs always come from the champion
+    assert second["candidate_status"] == "rejected"
+    assert second["parent"] == second["served_by"] == first["candidate"]  # the champion of the day before serves
     assert set(_recs(engine, day)["model_version"]) == {first["candidate"]}
 
     forced = run(engine, day, settings, weak, force_promote=True)
-    assert forced["status"] == "champion" and forced["served_by"] == forced["candidate"]
+    assert forced["candidate_status"] == "promoted" and forced["served_by"] == forced["candidate"]
 
 
 def test_warm_start_continues_from_the_champion_with_new_items(engine: Engine, settings: Settings) -> None:
@@ -111,7 +118,7 @@ def test_warm_start_continues_from_the_champion_with_new_items(engine: Engine, s
         items=newcomer,
     )
     summary = run(engine, day, settings, RecsConfig(**{**TINY.__dict__, "warm_start": True}), force_promote=True)
-    assert summary["items"] == 25 and summary["status"] == "champion"
+    assert summary["training"]["items"] == 25 and summary["candidate_status"] == "promoted"
 
 
 def test_tampered_champion_artifact_is_refused(engine: Engine, settings: Settings) -> None:
@@ -136,8 +143,8 @@ def test_empty_day_trains_on_history_and_still_writes(engine: Engine, settings: 
     events = write_store(engine)
     quiet_day = last_day(events) + dt.timedelta(days=3)
     summary = run(engine, quiet_day, settings, TINY)
-    assert summary["events_on_day"] == 0 and summary["trained"]
-    assert summary["rows_written"] == len(_recs(engine, quiet_day)) > 0
+    assert summary["outputs"]["events_on_day"] == 0 and summary["trained"]
+    assert summary["outputs"]["rows_written"] == len(_recs(engine, quiet_day)) > 0
 
 
 def test_one_item_store_serves_popularity_without_training(engine: Engine, settings: Settings) -> None:
@@ -160,7 +167,7 @@ def test_unknown_items_are_ignored_and_one_event_users_get_model_recs(engine: En
         pd.DataFrame({"user_id": [1, 500], "item_id": [123456, 10], "event_type": "purchase", "event_ts": ts}),
     )
     summary = run(engine, day, settings, TINY)
-    assert summary["unknown_item_events"] == 1
+    assert summary["outputs"]["unknown_item_events"] == 1
     recs = _recs(engine, day)
     assert 123456 not in set(recs["item_id"])
     single = recs[recs["user_id"] == 500]
@@ -198,5 +205,5 @@ def test_items_gone_from_the_catalogue_are_never_recommended(engine: Engine, set
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM items WHERE item_id = :i"), {"i": popular})
     summary = run(engine, day, settings, TINY)
-    assert summary["items"] == 24  # the mapping keeps the row (stable ids) ...
+    assert summary["training"]["items"] == 24  # the mapping keeps the row (stable ids) ...
     assert popular not in set(_recs(engine, day)["item_id"])  # ... but the item is not offered any more

@@ -1,6 +1,6 @@
 """Ad creatives with a class-conditional GAN: training, quality gate, scoring and banner composition.
 
-The task entry point is `pipelines.creatives.task.run`; this package's top level imports nothing heavy
+The task's recipe is `pipelines.creatives.task.CreativesRecipe`; this package's top level imports nothing heavy
 so that the DAG file can import the config without torch.
 """
 

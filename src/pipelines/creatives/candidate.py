@@ -1,6 +1,6 @@
-"""Train, evaluate and register one candidate generator for a business date.
+"""Train and evaluate one candidate generator for a business date (the creatives recipe's `fit`).
 
-Warm-starts from the champion that was in force on the date when its model and categories match, and
+Warm-starts from the parent (the champion of the day before) when its model and categories match, and
 resumes an interrupted run from its checkpoint. The evaluation classifier is trained once per catalogue
 (content fingerprint) and cached, so consecutive candidates are judged by the same classifier.
 """
@@ -13,11 +13,9 @@ import hashlib
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import torch
 from sqlalchemy.engine import Engine
 
@@ -30,52 +28,10 @@ from pipelines.creatives.evaluate import evaluate
 from pipelines.creatives.plots import plot_training_curves
 from pipelines.creatives.train import GanState, new_state, run_key, spec_for, train_gan, uses_bf16, warm_start_weights
 from pipelines.errors import DataError
-from pipelines.registry import (
-    ModelRun,
-    PromotionRule,
-    artifact_dir,
-    champion,
-    get_run,
-    load_artifact,
-    register_and_decide,
-    save_artifact,
-    version_id,
-)
+from pipelines.modeltask import Candidate, Checkpoint, Context, Served
+from pipelines.registry import PromotionRule, artifact_dir, latest_run_before, load_artifact
 
 log = logging.getLogger(__name__)
-
-
-def champion_as_of(engine: Engine, as_of: dt.date) -> ModelRun | None:
-    """The generator that was champion for `as_of`: the latest promoted run trained on or before it.
-
-    For the newest date this is the current champion; for a backfill it is the champion of that time,
-    so a backfilled campaign date regenerates the creatives (and records the version) it had.
-    """
-    query = sa.text(
-        """SELECT version FROM model_runs
-           WHERE model_name = :m AND promoted_at IS NOT NULL AND as_of_date <= :d
-           ORDER BY as_of_date DESC, promoted_at DESC LIMIT 1"""
-    )
-    with engine.connect() as conn:
-        version = conn.execute(query, {"m": MODEL_NAME, "d": as_of}).scalar()
-    return None if version is None else get_run(engine, MODEL_NAME, version)
-
-
-def latest_trained_date(engine: Engine) -> dt.date | None:
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.text("SELECT max(as_of_date) FROM model_runs WHERE model_name = :m"), {"m": MODEL_NAME}
-        ).scalar()
-
-
-def _latest_candidate(engine: Engine, as_of: dt.date) -> ModelRun | None:
-    query = sa.text(
-        """SELECT version FROM model_runs WHERE model_name = :m AND as_of_date < :d AND artifact_path IS NOT NULL
-           ORDER BY as_of_date DESC, created_at DESC LIMIT 1"""
-    )
-    with engine.connect() as conn:
-        version = conn.execute(query, {"m": MODEL_NAME, "d": as_of}).scalar()
-    return None if version is None else get_run(engine, MODEL_NAME, version)
 
 
 def promotion_rule(config: CreativesConfig) -> PromotionRule:
@@ -113,17 +69,9 @@ def _classifier(
     return model
 
 
-def train_candidate(
-    engine: Engine,
-    as_of: dt.date,
-    artifacts: Path,
-    config: CreativesConfig,
-    device: torch.device,
-    *,
-    force_promote: bool = False,
-) -> dict[str, Any]:
-    """Train a candidate for `as_of`, register it and return the training part of the task summary."""
-    started = time.perf_counter()
+def fit_candidate(ctx: Context, config: CreativesConfig, parent: Served[Any] | None) -> Candidate:
+    """Train a candidate for the date, warm-started from `parent`, judged with it on one evaluation."""
+    engine, as_of, artifacts, device = ctx.engine, ctx.as_of, ctx.settings.artifacts, ctx.device
     data = load_item_images(engine, size=config.image_size, channels=config.image_channels)
     held_mask = holdout_mask(data.item_ids, config.holdout_fraction)
     train, held = data.subset(~held_mask), data.subset(held_mask)
@@ -138,11 +86,8 @@ def train_candidate(
     spec = spec_for(config, len(data.classes))
     seed = derive_seed(MODEL_NAME, as_of, "train")
     state = new_state(spec, config, seed, device)
-    current = champion(engine, MODEL_NAME)
-    current_payload = None if current is None else load_artifact(current.artifact_path, current.artifact_sha256)
-    start, start_reason = _warm_start(engine, as_of, state, current, current_payload, data, config)
-    out_dir = artifact_dir(artifacts, MODEL_NAME, as_of)
-    checkpoint = out_dir / "resume-checkpoint.pt"
+    start, start_reason = _warm_start(engine, as_of, state, parent, data, config)
+    checkpoint = artifact_dir(artifacts, MODEL_NAME, as_of) / "resume-checkpoint.pt"
     key = run_key(spec, config, seed, data.fingerprint, start)
     log.info("training the ad-creative GAN on %d of %d images (%s)", len(gan_train), len(train), start_reason)
     stats = train_gan(
@@ -157,11 +102,10 @@ def train_candidate(
         "device": device,
     }
     metrics = evaluate(state.ema, **protocol_args)
-    champion_metrics = None
-    if current_payload is not None and tuple(current_payload["classes"]) == data.classes:
-        # The champion judged by this run's classifier on this run's split: the same evaluation.
-        champion_metrics = evaluate(load_bundle(current_payload, current.version, device).generator, **protocol_args)
-
+    parent_metrics = None
+    if parent is not None and tuple(parent.model.payload["classes"]) == data.classes:
+        # The parent judged by this run's classifier on this run's split: the same evaluation.
+        parent_metrics = evaluate(load_bundle(parent.model.payload, parent.version, device).generator, **protocol_args)
     payload = make_payload(
         state.payload(),
         classifier,
@@ -171,89 +115,70 @@ def train_candidate(
         metrics=metrics,
         train_config=dataclasses.asdict(config),
     )
-    path, sha = save_artifact(payload, out_dir)
-    version = version_id(MODEL_NAME, as_of, sha)
-    protocol = {
-        "reference": "held-out real images (hash of item_id), never seen by classifier or GAN",
-        "floor": "real training images vs the same reference, same sample size",
-        "features": "penultimate layer of a CNN trained on the store's training images (not Inception: not FID)",
-        "data_fingerprint": data.fingerprint,
-        "warm_start_from": start,
-    }
-    params = dataclasses.asdict(config) | {
-        "seed": seed,
-        "train_images": len(gan_train),
-        "steps": stats["steps"],
-        "precision": "bfloat16" if uses_bf16(config, device) else "float32",
-    }
-    run, decision = register_and_decide(
-        engine,
-        model_name=MODEL_NAME,
-        version=version,
-        as_of_date=as_of,
+    checkpoint.unlink(missing_ok=True)  # trained: a rerun of this date starts from its parent again
+    history = state.history
+    return Candidate(
+        checkpoint=Checkpoint.from_payload(payload),
         metrics=metrics,
-        params=params,
-        protocol=protocol,
-        artifact_path=path,
-        artifact_sha256=sha,
-        rule=promotion_rule(config),
-        force=force_promote,
-        champion_metrics=champion_metrics,
+        parent_metrics=parent_metrics,
+        params=dataclasses.asdict(config)
+        | {
+            "seed": seed,
+            "train_images": len(gan_train),
+            "steps": stats["steps"],
+            "precision": "bfloat16" if uses_bf16(config, device) else "float32",
+        },
+        protocol={
+            "reference": "held-out real images (hash of item_id), never seen by classifier or GAN",
+            "floor": "real training images vs the same reference, same sample size",
+            "features": "penultimate layer of a CNN trained on the store's training images (not Inception: not FID)",
+            "data_fingerprint": data.fingerprint,
+            "warm_start_from": start,
+        },
+        training={
+            "warm_start_from": start,
+            "images": len(data),
+            "train_images": len(gan_train),
+            "held_out_images": len(held),
+            "categories": len(data.classes),
+            "epochs": round(stats["epochs"], 3),
+            "steps": int(stats["steps"]),
+            "resumed_at_step": int(stats["resumed_at_step"]),
+            "seconds_per_epoch": round(stats["seconds_per_epoch"], 2),
+            "images_per_second": round(stats["images_per_second"], 1),
+        },
+        plot=lambda path, version: plot_training_curves(history, path, f"{MODEL_NAME} {as_of}: {version}"),
     )
-    curves = plot_training_curves(state.history, out_dir / "training_curves.png", f"{MODEL_NAME} {as_of}")
-    checkpoint.unlink(missing_ok=True)  # registered: a rerun of this date no longer trains
-    log.info("candidate %s: %s (%s)", version, run.status, decision.reason)
-    return {
-        "trained": True,
-        "candidate": version,
-        "status": run.status,
-        "decision": decision.reason,
-        "warm_start_from": start,
-        "images": len(data),
-        "train_images": len(gan_train),
-        "held_out_images": len(held),
-        "categories": len(data.classes),
-        "epochs": round(stats["epochs"], 3),
-        "steps": int(stats["steps"]),
-        "resumed_at_step": int(stats["resumed_at_step"]),
-        "seconds_per_epoch": round(stats["seconds_per_epoch"], 2),
-        "images_per_second": round(stats["images_per_second"], 1),
-        "metrics": {k: round(v, 5) for k, v in metrics.items()},
-        "champion_metrics_same_evaluation": None
-        if champion_metrics is None
-        else {k: round(v, 5) for k, v in champion_metrics.items()},
-        "curves": None if curves is None else str(curves),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
 
 
 def _warm_start(
     engine: Engine,
     as_of: dt.date,
     state: GanState,
-    current: ModelRun | None,
-    payload: dict[str, Any] | None,
+    parent: Served[Any] | None,
     data: ImageSet,
     config: CreativesConfig,
 ) -> tuple[str | None, str]:
-    """Load the champion's weights and optimizer state when compatible; (version or None, why).
+    """Load the parent's weights and optimizer state when compatible; (version or None, why).
 
-    Before any generator has passed the gate there is no champion: training then continues the newest
+    Before any generator has passed the gate there is no parent: training then continues the newest
     earlier candidate, so short daily runs add up until one passes instead of restarting from noise.
     """
     if not config.warm_start:
         return None, "cold start: warm_start is off"
-    if current is None:
-        current = _latest_candidate(engine, as_of)
-        if current is None:
+    if parent is not None:
+        source, payload = parent.run, parent.model.payload
+    else:
+        source = latest_run_before(engine, MODEL_NAME, as_of)
+        if source is None or source.artifact_path is None:
             return None, "cold start: no champion or earlier candidate yet"
-        payload = load_artifact(current.artifact_path, current.artifact_sha256)
-    if payload is None:
-        return None, f"cold start: {current.version} has no artifact"
+        from pipelines.creatives.task import gan_payload
+
+        payload = gan_payload(Checkpoint.from_payload(load_artifact(source.artifact_path, source.artifact_sha256)))
     loaded = warm_start_weights(state, payload) if tuple(payload["classes"]) == data.classes else None
     if loaded is None:
-        return None, f"cold start: champion {current.version} has another model size or category set"
+        return None, f"cold start: {source.version} has another model size or category set"
     for optimizer, lr in ((state.opt_g, config.lr_g), (state.opt_d, config.lr_d)):
         for group in optimizer.param_groups:
-            group["lr"] = lr  # this run's learning rate, not the one saved with the champion's optimizer
-    return current.version, f"warm start from {current.status} {current.version}: {loaded}"
+            group["lr"] = lr  # this run's learning rate, not the one saved with the parent's optimizer
+    return source.version, f"warm start from {source.status} {source.version}: {loaded}"

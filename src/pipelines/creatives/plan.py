@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pipelines.errors import DataError
 from pipelines.warehouse.reads import day_bounds
@@ -86,12 +86,9 @@ def live_campaigns(engine: Engine, as_of: dt.date) -> list[Campaign]:
     return campaigns
 
 
-def campaigns_with_creatives(engine: Engine, as_of: dt.date) -> set[int]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT DISTINCT campaign_id FROM ad_creatives WHERE campaign_date = :d"), {"d": as_of}
-        )
-        return {int(r[0]) for r in rows}
+def campaigns_with_creatives(conn: Connection, as_of: dt.date) -> set[int]:
+    rows = conn.execute(sa.text("SELECT DISTINCT campaign_id FROM ad_creatives WHERE campaign_date = :d"), {"d": as_of})
+    return {int(r[0]) for r in rows}
 
 
 def segments_on(engine: Engine, as_of: dt.date) -> dict[int, Audience]:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 import torch
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pipelines.compute import derive_seed
 from pipelines.creatives.banner import compose_banner, contact_sheet
@@ -41,7 +41,7 @@ KEY = ["segment_id", "category", "rank", "banner_size"]
 REVIEW = ["status", "reviewed_by", "reviewed_at"]
 
 
-def keep_reviews(engine: Engine, as_of: dt.date, campaign_id: int, frame: pd.DataFrame) -> pd.DataFrame:
+def keep_reviews(conn: Connection, as_of: dt.date, campaign_id: int, frame: pd.DataFrame) -> pd.DataFrame:
     """Carry a person's review over to a regenerated creative whose key, picture and headline are unchanged.
 
     A rerun or backfill writes the same bytes, so an approval given in the UI must survive it; a creative
@@ -54,8 +54,7 @@ def keep_reviews(engine: Engine, as_of: dt.date, campaign_id: int, frame: pd.Dat
                   reviewed_at
            FROM ad_creatives WHERE campaign_date = :d AND campaign_id = :c AND status <> 'pending_review'"""
     )
-    with engine.connect() as conn:
-        reviewed = pd.read_sql_query(query, conn, params={"d": as_of, "c": campaign_id})
+    reviewed = pd.read_sql_query(query, conn, params={"d": as_of, "c": campaign_id})
     out = frame.assign(status="pending_review", reviewed_by=None, reviewed_at=None)
     if reviewed.empty or frame.empty:
         return out
@@ -129,15 +128,20 @@ def write_contact_sheet(frame: pd.DataFrame, path: Path, size: str) -> Path | No
 
 def publish_creatives(
     engine: Engine,
+    conn: Connection,
     as_of: dt.date,
     campaigns: list[Campaign],
-    bundle: Bundle,
+    bundle: Bundle | None,
     config: CreativesConfig,
     out_dir: Path,
     device: torch.device,
 ) -> dict[str, Any]:
-    """Generate, compose and write every live campaign's creatives; returns counts per campaign."""
+    """Generate, compose and write every live campaign's creatives on `conn`; returns counts per campaign.
+    Without a generator (`bundle` None) the date keeps no creatives. Reads of `ad_creatives` go through
+    `conn` too: its first write creates the partition, which locks the table for other connections."""
     started = time.perf_counter()
+    if bundle is None:
+        campaigns = []
     context = {
         "segments": segments_on(engine, as_of),
         "everyone": whole_audience(engine, as_of, config.affinity_window_days),
@@ -146,11 +150,12 @@ def publish_creatives(
     per_campaign: dict[str, Any] = {}
     total = 0
     for campaign in campaigns:
+        assert bundle is not None
         frame, summary = campaign_frame(context, campaign, as_of, bundle, config, device)
-        frame = keep_reviews(engine, as_of, campaign.campaign_id, frame)
+        frame = keep_reviews(conn, as_of, campaign.campaign_id, frame)
         summary["kept_reviews"] = int((frame["status"] != "pending_review").sum())
         scope = {"campaign_id": campaign.campaign_id}
-        total += replace_partition(engine, "ad_creatives", as_of, frame, date_column="campaign_date", scope=scope)
+        total += replace_partition(conn, "ad_creatives", as_of, frame, date_column="campaign_date", scope=scope)
         sheet = write_contact_sheet(frame, out_dir / f"campaign-{campaign.campaign_id}.png", config.banner_sizes[0])
         per_campaign[str(campaign.campaign_id)] = summary | {"contact_sheet": None if sheet is None else str(sheet)}
         log.info(
@@ -160,11 +165,11 @@ def publish_creatives(
             summary["creatives"],
             summary["per_segment"],
         )
-    stale = campaigns_with_creatives(engine, as_of) - {c.campaign_id for c in campaigns}
+    stale = campaigns_with_creatives(conn, as_of) - {c.campaign_id for c in campaigns}
     for campaign_id in sorted(stale):
         empty = pd.DataFrame(columns=COLUMNS)
         replace_partition(
-            engine, "ad_creatives", as_of, empty, date_column="campaign_date", scope={"campaign_id": campaign_id}
+            conn, "ad_creatives", as_of, empty, date_column="campaign_date", scope={"campaign_id": campaign_id}
         )
     seconds = time.perf_counter() - started
     log.info(

@@ -1,92 +1,107 @@
-"""The `generate_ad_creatives` task: train a candidate GAN when the date is new, publish with the champion.
+"""`generate_ad_creatives` as a recipe of the model-task lifecycle (`pipelines.modeltask`).
 
-Backfills do not retrain: a date at or before the newest registered run reuses the champion that was
-in force on it, so rerunning a past campaign date writes byte-identical creatives with the same recorded
-model version. A candidate below the quality gate is registered as rejected and generates nothing.
+Each date trains a candidate generator, warm-started from its parent (the champion of the day before, or
+before any generator passed the gate, the newest earlier candidate, so short daily runs add up), judges
+it and the parent with one classifier on one held-out split, and the date's champion then generates every
+live campaign's creatives. A candidate below the quality gate is registered as rejected and serves nothing.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
-
-from pipelines.compute import select_device
+from pipelines import registry
 from pipelines.creatives.config import MODEL_NAME, CreativesConfig
-from pipelines.settings import Settings
+from pipelines.modeltask import Candidate, Checkpoint, Context, Served
 
 if TYPE_CHECKING:
-    import torch
+    from sqlalchemy.engine import Connection
+
+    from pipelines.creatives.plan import Campaign
 
 log = logging.getLogger(__name__)
 
 
-def run(
-    engine: Engine,
-    as_of: dt.date,
-    settings: Settings,
-    config: CreativesConfig | None = None,
-    *,
-    force_promote: bool = False,
-) -> dict[str, object]:
-    """Train (when due), pick the date's champion, write every live campaign's creatives; small summary."""
-    import torch
+@dataclass(frozen=True)
+class GanModel:
+    """A registered generator's checkpoint in the layout the GAN code reads (`bundle`, `train`)."""
 
-    config = config or CreativesConfig()
-    device = select_device(settings.device)
-    threads = torch.get_num_threads()
-    if config.cpu_threads and device.type == "cpu":
-        torch.set_num_threads(config.cpu_threads)
-    try:
-        return _run(engine, as_of, settings, config, device, force_promote)
-    finally:
-        torch.set_num_threads(threads)
+    payload: dict[str, Any]
 
 
-def _run(
-    engine: Engine,
-    as_of: dt.date,
-    settings: Settings,
-    config: CreativesConfig,
-    device: torch.device,
-    force_promote: bool,
-) -> dict[str, object]:
-    import torch
+def gan_payload(checkpoint: Checkpoint) -> dict[str, Any]:
+    weights = dict(checkpoint.weights)
+    return {
+        **{k: weights[k] for k in ("generator", "discriminator", "generator_ema", "opt_g", "opt_d")},
+        "classifier": weights["classifier"],
+        "spec": dict(checkpoint.model_config["gan"]),
+        "classifier_spec": dict(checkpoint.model_config["classifier"]),
+        "classes": list(checkpoint.extras["classes"]),
+        "data_fingerprint": checkpoint.extras.get("data_fingerprint"),
+        "as_of_date": checkpoint.as_of_date,
+        "metrics": dict(checkpoint.metrics),
+        "train_config": dict(checkpoint.train_config),
+    }
 
-    from pipelines.creatives.bundle import load_bundle
-    from pipelines.creatives.candidate import champion_as_of, latest_trained_date, train_candidate
-    from pipelines.creatives.plan import live_campaigns
-    from pipelines.creatives.publish import publish_creatives
-    from pipelines.registry import artifact_dir, load_artifact
 
-    started = time.perf_counter()
-    campaigns = live_campaigns(engine, as_of)  # first: a malformed headline template fails before training
-    latest = latest_trained_date(engine)
-    training: dict[str, Any]
-    if config.train_steps == 0:
-        training = {"trained": False, "reason": "train_steps is 0"}
-    elif latest is not None and latest >= as_of:
-        training = {"trained": False, "reason": f"a run for {latest} is registered: past dates reuse their champion"}
-    else:
-        training = train_candidate(engine, as_of, settings.artifacts, config, device, force_promote=force_promote)
+class CreativesRecipe:
+    model_name = MODEL_NAME
 
-    summary: dict[str, Any] = {"as_of": as_of.isoformat(), "device": str(device), "training": training}
-    current = champion_as_of(engine, as_of)
-    if current is None or current.artifact_path is None:
-        summary |= {"champion": None, "creatives": 0, "reason": "no generator has passed the quality gate yet"}
-    else:
-        summary["champion"] = current.version
-        summary["champion_metrics"] = {k: round(float(v), 5) for k, v in current.metrics.items()}
-        if not campaigns:
-            log.info("no campaign is live on %s", as_of)
+    def __init__(self, config: CreativesConfig) -> None:
+        from pipelines.creatives.candidate import promotion_rule
+
+        self.config = config
+        self.promotion = promotion_rule(config)
+
+    def read(self, ctx: Context) -> list[Campaign]:
+        from pipelines.creatives.plan import live_campaigns
+
+        return live_campaigns(ctx.engine, ctx.as_of)  # first: a malformed headline template fails before training
+
+    def load(self, checkpoint: Checkpoint) -> GanModel:
+        return GanModel(gan_payload(checkpoint))
+
+    def fit(self, data: list[Campaign], parent: Served[GanModel] | None, ctx: Context) -> Candidate | str:
+        from pipelines.creatives.candidate import fit_candidate
+
+        if self.config.train_steps == 0:
+            return "train_steps is 0"
+        return fit_candidate(ctx, self.config, parent)
+
+    def write(
+        self, conn: Connection, data: list[Campaign], served: Served[GanModel] | None, ctx: Context
+    ) -> dict[str, Any]:
+        import torch
+
+        from pipelines.creatives.bundle import load_bundle
+        from pipelines.creatives.publish import publish_creatives
+
+        out_dir = registry.artifact_dir(ctx.settings.artifacts, MODEL_NAME, ctx.as_of) / "creatives"
+        if not data:
+            log.info("no campaign is live on %s", ctx.as_of)
         with torch.inference_mode():
-            bundle = load_bundle(load_artifact(current.artifact_path, current.artifact_sha256), current.version, device)
-            out_dir = artifact_dir(settings.artifacts, MODEL_NAME, as_of) / "creatives"
-            summary |= publish_creatives(engine, as_of, campaigns, bundle, config, out_dir, device)
-    summary["live_campaigns"] = [c.campaign_id for c in campaigns]
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    log.info("ad creatives for %s: %s", as_of, summary)
-    return summary
+            bundle = None if served is None else load_bundle(served.model.payload, served.version, ctx.device)
+            summary = publish_creatives(ctx.engine, conn, ctx.as_of, data, bundle, self.config, out_dir, ctx.device)
+        summary["live_campaigns"] = [c.campaign_id for c in data]
+        if served is None:
+            summary["reason"] = _why_none(ctx)
+        return summary
+
+
+def _why_none(ctx: Context) -> str:
+    """What is true for a date no generator serves: none has passed the gate yet, or the first to pass
+    was trained after this date (a backfill before it)."""
+    first = registry.champion(ctx.engine, MODEL_NAME)
+    if first is None:
+        return "no generator has passed the quality gate yet"
+    with ctx.engine.connect() as conn:
+        earliest = conn.exec_driver_sql(
+            "SELECT min(as_of_date) FROM model_promotions WHERE model_name = %s AND revoked_at IS NULL",
+            (MODEL_NAME,),
+        ).scalar()
+    return (
+        f"no generator had passed the quality gate by {ctx.as_of}: the first champion was trained on {earliest}, "
+        "after this date, and a date is never served by a model trained on later data"
+    )

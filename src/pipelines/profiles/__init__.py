@@ -1,9 +1,8 @@
 """User-profile VAE: Mult-VAE profiles, stable segments and category interests -> user_profiles, segments.
 
-The task entry point is `run`; importing this package is cheap (torch and pandas load inside `run`).
+Importing this package is cheap: the task's recipe is `pipelines.profiles.task.ProfileRecipe`.
 """
 
 from pipelines.profiles.config import MODEL_NAME, ProfileConfig
-from pipelines.profiles.task import run
 
-__all__ = ["MODEL_NAME", "ProfileConfig", "run"]
+__all__ = ["MODEL_NAME", "ProfileConfig"]

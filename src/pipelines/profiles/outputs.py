@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,43 +25,6 @@ class PreviousRun:
     member_users: np.ndarray  # [n] user ids profiled by the previous run
     member_segments: np.ndarray  # [n] their segment ids
     member_embeddings: np.ndarray  # [n, latent] today's model on the data as of the previous date (NaN: no data)
-
-
-def previous_segments(
-    engine: Engine, previous_date: dt.date, before_users: np.ndarray, before_embeddings: np.ndarray
-) -> PreviousRun:
-    """Read the previous run's membership and sizes; centroids are its members' mean embedding today."""
-    from pipelines.profiles.matrix import positions
-    from pipelines.warehouse.reads import read_frame
-
-    members = read_frame(
-        engine,
-        "SELECT user_id, segment_id FROM user_profiles WHERE as_of_date = :d ORDER BY user_id",
-        {"d": previous_date},
-    )
-    sizes = read_frame(
-        engine, "SELECT segment_id, size FROM segments WHERE as_of_date = :d ORDER BY segment_id", {"d": previous_date}
-    )
-    member_users = members["user_id"].to_numpy(dtype=np.int64)
-    member_segments = members["segment_id"].to_numpy(dtype=np.int64)
-    where = positions(before_users, member_users)
-    embedded = np.full((len(member_users), before_embeddings.shape[1]), np.nan, dtype=np.float32)
-    embedded[where >= 0] = before_embeddings[where[where >= 0]]
-    ids, centroids, kept_sizes = [], [], []
-    for seg_id, size in zip(sizes["segment_id"], sizes["size"], strict=True):
-        rows = embedded[(member_segments == seg_id) & (where >= 0)]
-        if len(rows):  # a segment whose members left the window cannot be located today
-            ids.append(int(seg_id))
-            centroids.append(rows.mean(axis=0))
-            kept_sizes.append(int(size))
-    latent = before_embeddings.shape[1]
-    segments = PreviousSegments(
-        previous_date,
-        np.array(ids, dtype=np.int64),
-        np.array(centroids, dtype=np.float64).reshape(len(ids), latent),
-        np.array(kept_sizes, dtype=np.int64),
-    )
-    return PreviousRun(segments, member_users, member_segments, embedded)
 
 
 def drift(

@@ -39,7 +39,7 @@ class Segmentation:
         return np.array([(self.assignment == s).sum() for s in self.segment_ids], dtype=np.int64)
 
 
-def _sq_distances(x: np.ndarray, centroids: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
+def sq_distances(x: np.ndarray, centroids: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances [n, k] without an [n, k, d] temporary."""
     return np.maximum(x_sq[:, None] - 2.0 * (x @ centroids.T) + (centroids**2).sum(axis=1)[None, :], 0.0)
 
@@ -50,12 +50,12 @@ def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator, chosen: np
     centroids = [c for c in (chosen if chosen is not None else np.empty((0, x.shape[1])))]
     if not centroids:
         centroids.append(x[rng.integers(len(x))])
-    closest = _sq_distances(x, np.asarray(centroids), x_sq).min(axis=1)
+    closest = sq_distances(x, np.asarray(centroids), x_sq).min(axis=1)
     while len(centroids) < k:
         total = closest.sum()
         pick = rng.choice(len(x), p=closest / total) if total > 0 else rng.integers(len(x))
         centroids.append(x[pick])
-        closest = np.minimum(closest, _sq_distances(x, x[pick][None, :], x_sq)[:, 0])
+        closest = np.minimum(closest, sq_distances(x, x[pick][None, :], x_sq)[:, 0])
     return np.asarray(centroids[:k], dtype=np.float64)
 
 
@@ -67,7 +67,7 @@ def kmeans(x: np.ndarray, init: np.ndarray, iterations: int) -> tuple[np.ndarray
     k = len(centroids)
     assignment = np.full(len(x), -1)
     for _ in range(iterations):
-        distances = _sq_distances(x, centroids, x_sq)  # [n, k]
+        distances = sq_distances(x, centroids, x_sq)  # [n, k]
         new_assignment = distances.argmin(axis=1)
         if np.array_equal(new_assignment, assignment):
             break
@@ -92,7 +92,7 @@ def match_ids(new_centroids: np.ndarray, previous: PreviousSegments | None) -> t
     k = len(new_centroids)
     if previous is None or len(previous.segment_ids) == 0:
         return np.arange(k), np.zeros(k, dtype=bool)
-    cost = np.sqrt(_sq_distances(new_centroids, previous.centroids, (new_centroids**2).sum(axis=1)))  # [k, m]
+    cost = np.sqrt(sq_distances(new_centroids, previous.centroids, (new_centroids**2).sum(axis=1)))  # [k, m]
     rows, cols = linear_sum_assignment(cost)
     ids = np.full(k, -1)
     ids[rows] = previous.segment_ids[cols]

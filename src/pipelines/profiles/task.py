@@ -1,182 +1,256 @@
-"""The `train_user_profile_vae` task: train a candidate, promote or keep the champion, write its profiles.
+"""`train_user_profile_vae` as a recipe of the model-task lifecycle (`pipelines.modeltask`).
 
-Reads everything as of the business date, trains a Mult-VAE candidate on the non-held-out users, scores
-it, the champion, popularity and EASE on the same strong-generalisation split, registers the candidate
-through the shared registry, then writes `user_profiles` and `segments` for the date with the champion.
-Heavy libraries are imported inside `run`, so a DAG file may import this module at parse time.
+Reads events as of the business date, trains a Mult-VAE candidate on the users outside a fixed held-out
+set, and scores it, its parent (the champion of the day before), popularity and EASE on one strong-
+generalisation split. The date's champion then writes `user_profiles` and `segments`.
+
+Segment ids are a property of the model lineage, not of run order: a candidate clusters its users starting
+from its parent's segments (re-expressed in its own embedding space) and keeps their ids where the
+Hungarian matching pairs them; its segment centroids are saved in its checkpoint, and serving a date
+assigns each user to the nearest saved centroid. Campaigns that target a segment id therefore mean the
+same kind of customer whichever order or concurrency the dates ran in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipelines import registry
+from pipelines.modeltask import Candidate, Checkpoint, Context, Served
 from pipelines.profiles.config import MODEL_NAME, ProfileConfig
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection
 
     from pipelines.profiles.matrix import Interactions
     from pipelines.profiles.model import MultVAE
-    from pipelines.settings import Settings
+    from pipelines.profiles.segments import PreviousSegments, Segmentation
 
 log = logging.getLogger(__name__)
 
 
-def run(
-    engine: Engine, as_of: dt.date, settings: Settings, config: ProfileConfig, *, force_promote: bool = False
-) -> dict[str, object]:
-    """Train, evaluate and register a candidate; write the champion's profiles and segments for `as_of`."""
+@dataclass(frozen=True)
+class ProfileModel:
+    """A VAE rebuilt from a checkpoint: its item vocabulary and its saved segments (None: an old checkpoint)."""
+
+    vae: MultVAE
+    item_ids: np.ndarray
+    segment_ids: np.ndarray | None
+    centroids: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class ProfileData:
+    users: np.ndarray
+    items: pd.Series  # item_id -> category
+    events: pd.DataFrame  # from the window start of the day before (drift compares with it)
+    interactions: Interactions  # as of the date
+
+
+class ProfileRecipe:
+    model_name = MODEL_NAME
+
+    def __init__(self, config: ProfileConfig) -> None:
+        self.config = config
+        self.promotion = registry.PromotionRule(config.promotion_metric, config.promotion_tolerance)
+
+    def read(self, ctx: Context) -> ProfileData:
+        import numpy as np
+
+        from pipelines.errors import DataError
+        from pipelines.profiles import matrix
+        from pipelines.warehouse.reads import events_as_of, read_frame
+
+        config, as_of = self.config, ctx.as_of
+        users = read_frame(ctx.engine, "SELECT user_id FROM users")["user_id"].to_numpy(dtype=np.int64)
+        items = read_frame(ctx.engine, "SELECT item_id, category FROM items").set_index("item_id")["category"]
+        types = [name for name, weight in config.event_weights.items() if weight > 0]
+        events = events_as_of(
+            ctx.engine,
+            as_of,
+            since=matrix.window_start(as_of - dt.timedelta(days=1), config),
+            event_types=types,
+            columns=("user_id", "item_id", "event_type", "event_ts"),
+        )
+        known = events["user_id"].isin(users) & events["item_id"].isin(items.index)
+        if (~known).any():
+            log.warning("ignoring %d events of unknown users or items (the quality gate reports them)", (~known).sum())
+            events = events.loc[known]
+        data = matrix.build_interactions(events, as_of, config)
+        if data.n_users == 0:
+            raise DataError(f"no events between {matrix.window_start(as_of, config)} and {as_of}: nothing to profile")
+        log.info("interactions as of %s: %d users x %d items, %d non-zeros", as_of, data.n_users, data.n_items,
+                 data.matrix.nnz)  # fmt: skip
+        return ProfileData(users, items, events, data)
+
+    def load(self, checkpoint: Checkpoint) -> ProfileModel:
+        import numpy as np
+
+        from pipelines.profiles.model import MultVAE, VAEConfig
+
+        vae = MultVAE(VAEConfig(**checkpoint.model_config))
+        vae.load_state_dict(checkpoint.weights)
+        vae.eval()
+        extras = checkpoint.extras
+        ids = extras.get("segment_ids")
+        centroids = extras.get("segment_centroids")
+        return ProfileModel(
+            vae,
+            np.asarray(extras["item_ids"]).astype(np.int64),
+            None if ids is None else np.asarray(ids).astype(np.int64),
+            None if centroids is None else np.asarray(centroids).astype(np.float64),
+        )
+
+    def fit(self, data: ProfileData, parent: Served[ProfileModel] | None, ctx: Context) -> Candidate:
+        import numpy as np
+        import torch
+
+        from pipelines.compute import derive_seed
+        from pipelines.profiles import evaluation, matrix, segments, training
+
+        config, inter = self.config, data.interactions
+        held = matrix.heldout_users(inter.user_ids, config.heldout_fraction)
+        train_matrix = inter.matrix[~held]
+        split = evaluation.strong_generalisation_split(
+            inter.matrix[held], inter.user_ids[held], config.foldin_fraction, config.eval_min_items,
+            derive_seed(MODEL_NAME, ctx.as_of, "split"),
+        )  # fmt: skip
+        started = time.perf_counter()
+        candidate, history = training.train(train_matrix, config, ctx.device, ctx.seed)
+        train_seconds = time.perf_counter() - started
+        own = evaluation.ranking_metrics(_scorer(candidate, inter.item_ids, inter.item_ids, ctx.device), split)
+        baselines = {"popularity": evaluation.ranking_metrics(evaluation.popularity_scorer(train_matrix), split)}
+        if inter.n_items <= config.ease_max_items:
+            baselines["ease"] = evaluation.ranking_metrics(
+                evaluation.ease_scorer(train_matrix, config.ease_lambda), split
+            )
+        else:
+            log.warning("EASE skipped: %d items > ease_max_items=%d", inter.n_items, config.ease_max_items)
+        parent_metrics = None
+        if parent is not None:
+            scorer = _scorer(parent.model.vae, parent.model.item_ids, inter.item_ids, ctx.device)
+            parent_metrics = _finite(evaluation.ranking_metrics(scorer, split))
+        metrics = _finite(own | {f"{b}_{k}": v for b, m in baselines.items() for k, v in m.items()})
+
+        # The candidate's segments, starting from its parent's so that matched segments keep their ids.
+        embeddings, _ = training.infer(candidate, inter.matrix, ctx.device, config.encode_batch_size)
+        previous = None if parent is None else _parent_segments(parent, data, embeddings, ctx, config)
+        seg = segments.segment(embeddings, config.segments, config.kmeans_iterations, ctx.seed, previous)
+        checkpoint = Checkpoint(
+            weights=candidate.state_dict(),
+            model_config=candidate.config.to_dict(),
+            train_config=dataclasses.asdict(config),
+            as_of_date=ctx.as_of.isoformat(),
+            metrics=own,
+            extras={
+                "item_ids": torch.from_numpy(inter.item_ids),
+                "epochs": len(history),
+                "segment_ids": torch.from_numpy(seg.segment_ids.astype(np.int64)),
+                "segment_centroids": torch.from_numpy(seg.centroids.astype(np.float32)),
+            },
+        )
+        return Candidate(
+            checkpoint=checkpoint,
+            metrics=metrics,
+            parent_metrics=parent_metrics,
+            params=dataclasses.asdict(config),
+            protocol=_protocol(config, inter, split, train_matrix.shape[0]),
+            training={
+                "users": inter.n_users,
+                "items": inter.n_items,
+                "interactions": int(inter.matrix.nnz),
+                "train_users": int(train_matrix.shape[0]),
+                "eval_users": split.n_users,
+                "epochs": len(history),
+                "final_loss": round(history[-1].loss, 4),
+                "train_seconds": round(train_seconds, 2),
+                "segment_ids_kept_from_parent": int(seg.matched.sum()),
+            },
+            plot=lambda path, version: training.plot_history(history, path, f"{version}: training loss per epoch"),
+        )
+
+    def write(
+        self, conn: Connection, data: ProfileData, served: Served[ProfileModel] | None, ctx: Context
+    ) -> dict[str, Any]:
+        if served is None:
+            raise registry.ArtifactIntegrityError(f"{MODEL_NAME}: no model to write profiles with for {ctx.as_of}")
+        return _write_outputs(conn, ctx, data, served, self.config)
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    import math
+
+    return {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
+
+
+def _embed(model: ProfileModel, data: ProfileData, day: dt.date, ctx: Context, config: ProfileConfig, onehot=None):
+    """The model's users, embeddings and (with `onehot`) category affinities on the data as of `day`."""
+    from pipelines.profiles import matrix, training
+
+    inter = matrix.build_interactions(data.events, day, config, item_ids=model.item_ids)
+    embeddings, affinity = training.infer(model.vae, inter.matrix, ctx.device, config.encode_batch_size, onehot)
+    return inter.user_ids, embeddings, affinity
+
+
+def assign(model: ProfileModel, embeddings: np.ndarray, config: ProfileConfig, version: str) -> Segmentation:
+    """Serve-time segments: each user joins the nearest of the model's saved centroids.
+
+    A checkpoint written before centroids were saved clusters afresh, seeded by its version, so its
+    segments are at least a function of the model and the date's data.
+    """
     import numpy as np
-    import torch
 
-    from pipelines import registry
-    from pipelines.compute import derive_seed, seed_everything, select_device
-    from pipelines.errors import DataError
-    from pipelines.profiles import evaluation, matrix, training
-    from pipelines.warehouse.reads import events_as_of, read_frame
+    from pipelines.compute import derive_seed
+    from pipelines.profiles import segments
 
-    started = time.perf_counter()
-    device = select_device(settings.device)
-    seed = derive_seed(MODEL_NAME, as_of)
-    seed_everything(seed)
-
-    users = read_frame(engine, "SELECT user_id FROM users")["user_id"].to_numpy(dtype=np.int64)
-    items = read_frame(engine, "SELECT item_id, category FROM items").set_index("item_id")["category"]
-    previous_date = _previous_run_date(engine, as_of)
-    first_day = matrix.window_start(min(as_of, previous_date or as_of), config)
-    types = [name for name, weight in config.event_weights.items() if weight > 0]
-    events = events_as_of(
-        engine, as_of, since=first_day, event_types=types, columns=("user_id", "item_id", "event_type", "event_ts")
-    )
-    known = events["user_id"].isin(users) & events["item_id"].isin(items.index)
-    if (~known).any():
-        log.warning("ignoring %d events of unknown users or items (the quality gate reports them)", (~known).sum())
-        events = events.loc[known]
-    data = matrix.build_interactions(events, as_of, config)
-    if data.n_users == 0:
-        raise DataError(f"no events between {matrix.window_start(as_of, config)} and {as_of}: nothing to profile")
-    log.info(
-        "interactions as of %s: %d users x %d items, %d non-zeros", as_of, data.n_users, data.n_items, data.matrix.nnz
+    if model.centroids is None or model.segment_ids is None:
+        return segments.segment(embeddings, config.segments, config.kmeans_iterations, derive_seed(version))
+    x = embeddings.astype(np.float64)
+    distances = segments.sq_distances(x, model.centroids, (x**2).sum(axis=1))
+    assignment = model.segment_ids[distances.argmin(axis=1)]
+    return segments.Segmentation(
+        model.segment_ids, model.centroids, assignment, np.ones(len(model.segment_ids), dtype=bool)
     )
 
-    # Candidate: trained on the users outside the fixed held-out set, scored on a strong-generalisation split.
-    held = matrix.heldout_users(data.user_ids, config.heldout_fraction)
-    train_matrix = data.matrix[~held]
-    split = evaluation.strong_generalisation_split(
-        data.matrix[held], data.user_ids[held], config.foldin_fraction, config.eval_min_items,
-        derive_seed(MODEL_NAME, as_of, "split"),
-    )  # fmt: skip
-    train_started = time.perf_counter()
-    candidate, history = training.train(train_matrix, config, device, seed)
-    train_seconds = time.perf_counter() - train_started
-    scores: dict[str, dict[str, float]] = {
-        "candidate": evaluation.ranking_metrics(_scorer(candidate, data.item_ids, data.item_ids, device), split),
-        "popularity": evaluation.ranking_metrics(evaluation.popularity_scorer(train_matrix), split),
-    }
-    if data.n_items <= config.ease_max_items:
-        scores["ease"] = evaluation.ranking_metrics(evaluation.ease_scorer(train_matrix, config.ease_lambda), split)
-    else:
-        log.warning("EASE skipped: %d items > ease_max_items=%d", data.n_items, config.ease_max_items)
-    current = registry.champion(engine, MODEL_NAME)
-    champion_model = champion_items = None
-    if current is not None:
-        champion_model, champion_items = _load(current)
-        scores["champion"] = evaluation.ranking_metrics(
-            _scorer(champion_model, champion_items, data.item_ids, device), split
-        )
 
-    directory = registry.artifact_dir(settings.artifacts, MODEL_NAME, as_of)
-    path, sha = registry.save_artifact(
-        {
-            "model_state": candidate.state_dict(),
-            "vae_config": candidate.config.to_dict(),
-            "item_ids": torch.from_numpy(data.item_ids),
-            "config": dataclasses.asdict(config),
-            "as_of_date": as_of.isoformat(),
-            "epochs": len(history),
-            "metrics": scores["candidate"],
-        },
-        directory,
+def _parent_segments(
+    parent: Served[ProfileModel], data: ProfileData, embeddings: np.ndarray, ctx: Context, config: ProfileConfig
+) -> PreviousSegments:
+    """The parent's segments of the date's users, re-expressed as centroids of the candidate's embeddings."""
+    import numpy as np
+
+    from pipelines.profiles import matrix, segments
+
+    user_ids, parent_embeddings, _ = _embed(parent.model, data, ctx.as_of, ctx, config)
+    membership = assign(parent.model, parent_embeddings, config, parent.version)
+    where = matrix.positions(data.interactions.user_ids, user_ids)  # parent's users in the candidate's rows
+    ids, centroids, sizes = [], [], []
+    for seg_id in membership.segment_ids:
+        rows = where[(membership.assignment == seg_id) & (where >= 0)]
+        if len(rows):
+            ids.append(int(seg_id))
+            centroids.append(embeddings[rows].mean(axis=0))
+            sizes.append(len(rows))
+    latent = embeddings.shape[1]
+    return segments.PreviousSegments(
+        ctx.as_of,
+        np.array(ids, dtype=np.int64),
+        np.array(centroids, dtype=np.float64).reshape(len(ids), latent),
+        np.array(sizes, dtype=np.int64),
     )
-    version = registry.version_id(MODEL_NAME, as_of, sha)
-    curve = training.plot_history(
-        history, directory / f"loss-curve-{sha[:10]}.png", f"{version}: training loss per epoch"
-    )
-    finite = {name: value for name, value in _flat_metrics(scores).items() if np.isfinite(value)}
-    run_record, decision = registry.register_and_decide(
-        engine,
-        model_name=MODEL_NAME,
-        version=version,
-        as_of_date=as_of,
-        metrics=finite,
-        params=dataclasses.asdict(config),
-        protocol=_protocol(config, data, split, train_matrix.shape[0]),
-        artifact_path=path,
-        artifact_sha256=sha,
-        rule=registry.PromotionRule(config.promotion_metric, config.promotion_tolerance),
-        force=force_promote,
-        champion_metrics=scores.get("champion"),
-    )
-    log.info("candidate %s: %s (%s)", version, run_record.status, decision.reason)
-    if decision.promote or current is None or champion_model is None or champion_items is None:
-        model, model_items, model_version = candidate, data.item_ids, version
-    else:
-        model, model_items, model_version = champion_model, champion_items, current.version
-
-    if model is candidate and run_record.status != "champion":
-        log.warning(
-            "no champion exists and the candidate was not promoted (%s): its outputs are written", decision.reason
-        )
-    outputs = _write_outputs(engine, as_of, previous_date, events, items, model, model_items, model_version,
-                             config, device, seed)  # fmt: skip
-    outputs["users_only_on_unknown_items"] = data.n_users - outputs.pop("profiled_users")  # type: ignore[operator]
-    outputs["users_without_events"] = int(len(users) - data.n_users)
-    summary: dict[str, object] = {
-        "as_of_date": as_of.isoformat(),
-        "users": data.n_users,
-        "items": data.n_items,
-        "interactions": int(data.matrix.nnz),
-        "train_users": int(train_matrix.shape[0]),
-        "eval_users": split.n_users,
-        "epochs": len(history),
-        "final_loss": round(history[-1].loss, 4),
-        "train_seconds": round(train_seconds, 2),
-        "device": str(device),
-        "candidate_version": version,
-        "candidate_status": run_record.status,
-        "decision": decision.reason,
-        "champion_version": model_version,
-        "metrics": {who: {k: round(v, 5) for k, v in m.items()} for who, m in scores.items()},
-        "loss_curve": str(curve),
-        **outputs,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    log.info("user profiles for %s: %s", as_of, json.dumps(summary, default=str))
-    return summary
-
-
-def _previous_run_date(engine: Engine, as_of: dt.date) -> dt.date | None:
-    """The latest earlier date with segments: the run whose ids today's segments must keep."""
-    import pandas as pd
-
-    from pipelines.warehouse.reads import read_frame
-
-    frame = read_frame(engine, "SELECT max(as_of_date) AS d FROM segments WHERE as_of_date < :d", {"d": as_of})
-    value = frame["d"].iloc[0]
-    return None if pd.isna(value) else value
 
 
 def _scorer(model: MultVAE, model_items: np.ndarray, split_items: np.ndarray, device: Any) -> Any:
     """Score fold-in rows given in `split_items` columns with a model trained on `model_items`.
 
-    A champion trained on an earlier date has another item vocabulary: fold-ins are re-indexed to it and
+    A parent trained on an earlier date has another item vocabulary: fold-ins are re-indexed to it and
     items it never saw score -inf (it cannot recommend them).
     """
     import numpy as np
@@ -198,27 +272,6 @@ def _scorer(model: MultVAE, model_items: np.ndarray, split_items: np.ndarray, de
     return score
 
 
-def _load(run: Any) -> tuple[MultVAE, np.ndarray]:
-    """Rebuild a registered model from its checkpoint alone (hash checked by the registry)."""
-    from pipelines import registry
-    from pipelines.profiles.model import MultVAE, VAEConfig
-
-    payload = registry.load_artifact(run.artifact_path, run.artifact_sha256)
-    model = MultVAE(VAEConfig(**payload["vae_config"]))
-    model.load_state_dict(payload["model_state"])
-    model.eval()
-    return model, payload["item_ids"].numpy()
-
-
-def _flat_metrics(scores: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The candidate's metrics under their own names, the others prefixed (popularity_ndcg_at_100, ...)."""
-    flat = dict(scores["candidate"])
-    for who, metrics in scores.items():
-        if who != "candidate":
-            flat.update({f"{who}_{name}": value for name, value in metrics.items()})
-    return flat
-
-
 def _protocol(config: ProfileConfig, data: Interactions, split: Any, train_users: int) -> dict[str, object]:
     return {
         "evaluation": "strong generalisation (Liang et al. 2018)",
@@ -228,7 +281,7 @@ def _protocol(config: ProfileConfig, data: Interactions, split: Any, train_users
         "ranking": "full ranking over all items, fold-in items excluded",
         "metrics": "Recall@20, Recall@50 (divided by min(k, targets)), NDCG@100",
         "baselines": f"popularity; EASE lambda {config.ease_lambda}",
-        "champion": "re-scored on the same split",
+        "parent": "the champion of the day before, re-scored on the same split",
         "users": data.n_users,
         "items": data.n_items,
         "train_users": train_users,
@@ -237,63 +290,64 @@ def _protocol(config: ProfileConfig, data: Interactions, split: Any, train_users
 
 
 def _write_outputs(
-    engine: Engine,
-    as_of: dt.date,
-    previous_date: dt.date | None,
-    events: pd.DataFrame,
-    items: pd.Series,
-    model: MultVAE,
-    model_items: np.ndarray,
-    model_version: str,
-    config: ProfileConfig,
-    device: Any,
-    seed: int,
+    conn: Connection, ctx: Context, data: ProfileData, served: Served[ProfileModel], config: ProfileConfig
 ) -> dict[str, object]:
-    """Profiles and segments of the champion for `as_of`; segments are written last (the run's marker)."""
+    """Profiles and segments of the date's champion, on the lifecycle's transaction.
+
+    Drift compares the date's segments with the same model's segments of the data as of the day before,
+    so it too depends on the lineage only.
+    """
     import numpy as np
 
-    from pipelines.profiles import matrix, outputs, segments, training
+    from pipelines.profiles import matrix, outputs, segments
     from pipelines.warehouse.partitions import replace_partition
 
-    data = matrix.build_interactions(events, as_of, config, item_ids=model_items)
-    onehot, names = matrix.category_matrix(model_items, items)
-    embeddings, affinity = training.infer(model, data.matrix, device, config.encode_batch_size, onehot)
+    model, version = served.model, served.version
+    onehot, names = matrix.category_matrix(model.item_ids, data.items)
+    user_ids, embeddings, affinity = _embed(model, data, ctx.as_of, ctx, config, onehot)
     assert affinity is not None
+    seg = assign(model, embeddings, config, version)
+    seg = _non_empty(seg)
+    yesterday = ctx.as_of - dt.timedelta(days=1)
+    before_users, before_embeddings, _ = _embed(model, data, yesterday, ctx, config)
     previous = None
-    if previous_date is not None:
-        before = matrix.build_interactions(events, previous_date, config, item_ids=model_items)
-        before_embeddings, _ = training.infer(model, before.matrix, device, config.encode_batch_size)
-        previous = outputs.previous_segments(engine, previous_date, before.user_ids, before_embeddings)
-    seg = segments.segment(
-        embeddings, config.segments, config.kmeans_iterations, seed, previous.segments if previous else None
-    )
+    if len(before_users):
+        before = assign(model, before_embeddings, config, version)
+        sizes = np.array([(before.assignment == s).sum() for s in before.segment_ids], dtype=np.int64)
+        previous = outputs.PreviousRun(
+            segments.PreviousSegments(yesterday, before.segment_ids, before.centroids, sizes),
+            before_users,
+            before.assignment,
+            before_embeddings,
+        )
     tops, labels = segments.describe(affinity, seg.assignment, seg.segment_ids, names, config.top_categories)
-    drift = outputs.drift(seg, embeddings, previous, config, seed)
-    profiles = outputs.profile_frame(
-        engine, data.user_ids, embeddings, seg.assignment, affinity, names, config, model_version
-    )
-    table = outputs.segment_frame(seg, labels, tops, drift, model_version)
-    profile_rows = replace_partition(engine, "user_profiles", as_of, profiles)
-    segment_rows = replace_partition(engine, "segments", as_of, table)
-    new_users = 0 if previous is None else int((~np.isin(data.user_ids, previous.member_users)).sum())
+    drift = outputs.drift(seg, embeddings, previous, config, ctx.seed)
+    profiles = outputs.profile_frame(ctx.engine, user_ids, embeddings, seg.assignment, affinity, names, config, version)
+    table = outputs.segment_frame(seg, labels, tops, drift, version)
+    profile_rows = replace_partition(conn, "user_profiles", ctx.as_of, profiles)
+    segment_rows = replace_partition(conn, "segments", ctx.as_of, table)
     summary_segments = [
-        {
-            "segment_id": int(row.segment_id),
-            "label": row.label,
-            "size": int(row.size),
-            "drift": drift.get(int(row.segment_id)),
-        }
-        for row in table.itertuples()
+        {"segment_id": int(r.segment_id), "label": r.label, "size": int(r.size), "drift": drift.get(int(r.segment_id))}
+        for r in table.itertuples()
     ]
     for entry in summary_segments:
-        log.info(
-            "segment %s %r: %d users, drift %s", entry["segment_id"], entry["label"], entry["size"], entry["drift"]
-        )
+        log.info("segment %s %r: %d users, drift %s", entry["segment_id"], entry["label"], entry["size"],
+                 entry["drift"])  # fmt: skip
     return {
         "profiles_written": profile_rows,
-        "profiled_users": data.n_users,
         "segments_written": segment_rows,
-        "users_new_since_previous": new_users,
-        "previous_run_date": None if previous_date is None else previous_date.isoformat(),
+        "users_without_events": int(len(data.users) - data.interactions.n_users),
+        "users_only_on_unknown_items": int(data.interactions.n_users - len(user_ids)),
+        "users_new_since_yesterday": int((~np.isin(user_ids, before_users)).sum()),
         "segments": summary_segments,
     }
+
+
+def _non_empty(seg: Segmentation) -> Segmentation:
+    """Only segments with members are written (a saved centroid may find nobody on a given day)."""
+    import numpy as np
+
+    from pipelines.profiles import segments
+
+    keep = np.isin(seg.segment_ids, seg.assignment)
+    return segments.Segmentation(seg.segment_ids[keep], seg.centroids[keep], seg.assignment, seg.matched[keep])

@@ -1,10 +1,9 @@
-"""`refresh_recommendations`: train a candidate, decide champion/challenger, write the champion's top-K.
+"""`refresh_recommendations` as a recipe of the model-task lifecycle (`pipelines.modeltask`).
 
-One plain function for the DAG task. Everything it reads is as of the business date; the candidate is
-tuned on validation (early stopping), scored on test beside popularity and beside the champion re-scored
-on the same split, refitted on every event, registered; the champion (old or new) then scores every user
-and the day's `recommendations` partition is replaced in one transaction. Nothing is written when any
-step before the write fails, and the previous partition stays as it was.
+Reads events as of the business date; the candidate is tuned on validation (early stopping), scored on
+test beside popularity and beside its parent (the champion of the day before) re-scored on the same split,
+and refitted on every event. The date's champion then scores every user and the day's `recommendations`
+partition is replaced on the lifecycle's transaction.
 """
 
 from __future__ import annotations
@@ -21,8 +20,9 @@ import numpy as np
 import torch
 
 from pipelines import registry
-from pipelines.compute import derive_seed, seed_everything, select_device
+from pipelines.compute import derive_seed
 from pipelines.errors import DataError
+from pipelines.modeltask import Candidate, Checkpoint, Context, Served
 from pipelines.recs.baselines import popularity
 from pipelines.recs.config import MODEL_NAME, RecsConfig
 from pipelines.recs.infer import aligned, model_topk, popularity_topk, ranking
@@ -30,14 +30,13 @@ from pipelines.recs.metrics import evaluate
 from pipelines.recs.model import SASRec, SASRecConfig, grow_items
 from pipelines.recs.sequences import ItemVocab, LeaveOneOut, Sequences, from_events, leave_one_out
 from pipelines.recs.train import TrainResult, refit, save_curves, score_batches, train
-from pipelines.settings import Settings
 from pipelines.warehouse.partitions import replace_partition
 from pipelines.warehouse.prefetch import prefetch
 from pipelines.warehouse.reads import day_bounds, events_as_of, read_frame
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
@@ -51,54 +50,99 @@ PROTOCOL = {
 
 
 @dataclass(frozen=True)
-class Loaded:
-    """A model rebuilt from a checkpoint, with the item mapping it was trained with."""
+class RecsModel:
+    """A recommender rebuilt from a checkpoint, with the item mapping it was trained with."""
 
     model: SASRec
     vocab: ItemVocab
-    version: str
-    as_of_date: dt.date
 
 
-def run(
-    engine: Engine, as_of: dt.date, settings: Settings, config: RecsConfig | None = None, *, force_promote: bool = False
-) -> dict[str, object]:
-    """Refresh the recommendations of `as_of`; returns a small JSON-serialisable summary."""
-    config = config or RecsConfig()
-    started = time.perf_counter()
-    device = select_device(settings.device if config.device == "settings" else config.device)
-    events, catalogue, inputs = _read_inputs(engine, as_of, config)
-    current = registry.champion(engine, MODEL_NAME)
-    champion = _load(current) if current is not None else None
+@dataclass(frozen=True)
+class RecsData:
+    events: pd.DataFrame
+    catalogue: np.ndarray
+    counts: dict[str, int]
 
-    base = champion.vocab if champion is not None else ItemVocab(np.zeros(0, dtype=np.int64))
-    vocab = base.extended(events.loc[events["event_type"].isin(list(config.event_weights)), "item_id"].to_numpy())
-    seqs = from_events(events, vocab, config.event_weights)
-    split = leave_one_out(seqs)
-    summary: dict[str, object] = {
-        "as_of_date": as_of.isoformat(),
-        "device": str(device),
-        **inputs,
-        "users_with_history": len(seqs),
-        "items": vocab.size,
-        "evaluable_users": len(split.test_target),
-    }
 
-    skip = _why_not_train(vocab, split, config)
-    if skip is None:
-        summary.update(
-            _train_and_register(engine, as_of, settings, config, device, split, seqs, vocab, champion, force_promote)
+class RecsRecipe:
+    """`refresh_recommendations` as a recipe of the model-task lifecycle (pipelines.modeltask)."""
+
+    model_name = MODEL_NAME
+
+    def __init__(self, config: RecsConfig) -> None:
+        self.config = config
+        self.device_setting = config.device
+        self.promotion = registry.PromotionRule("valid_ndcg@10", tolerance=config.promotion_tolerance)
+
+    def read(self, ctx: Context) -> RecsData:
+        return RecsData(*_read_inputs(ctx.engine, ctx.as_of, self.config))
+
+    def load(self, checkpoint: Checkpoint) -> RecsModel:
+        model = SASRec(SASRecConfig(**checkpoint.model_config))
+        model.load_state_dict(checkpoint.weights)
+        return RecsModel(model, ItemVocab(np.asarray(checkpoint.extras["item_ids"]).astype(np.int64)))
+
+    def fit(self, data: RecsData, parent: Served[RecsModel] | None, ctx: Context) -> Candidate | str:
+        config = self.config
+        base = parent.model.vocab if parent is not None else ItemVocab(np.zeros(0, dtype=np.int64))
+        events = data.events
+        vocab = base.extended(events.loc[events["event_type"].isin(list(config.event_weights)), "item_id"].to_numpy())
+        seqs = from_events(events, vocab, config.event_weights)
+        split = leave_one_out(seqs)
+        skip = _why_not_train(vocab, split, config)
+        if skip is not None:
+            return skip
+        init = _warm_start(parent, config, vocab, ctx.seed)
+        result = train(split, vocab.size, config, ctx.device, ctx.seed, init_state=init)
+        metrics = _metrics(result, split, vocab.size, ctx.device)
+        served = result
+        if config.refit and result.best_epoch > 0:
+            served = refit(seqs, vocab.size, config, ctx.device, derive_seed(MODEL_NAME, ctx.as_of, "refit"),
+                           result.best_epoch, init_state=init)  # fmt: skip
+        checkpoint = Checkpoint(
+            weights={k: v.detach().cpu() for k, v in served.model.state_dict().items()},
+            model_config=served.model.cfg.to_dict(),
+            train_config=dataclasses.asdict(config),
+            as_of_date=ctx.as_of.isoformat(),
+            metrics=metrics,
+            extras={"item_ids": torch.from_numpy(vocab.item_ids.copy()), "best_epoch": result.best_epoch},
         )
-    else:
-        log.warning("no candidate trained for %s: %s", as_of, skip)
-        summary.update({"trained": False, "reason": skip})
+        parent_metrics = None
+        if parent is not None:
+            parent_metrics = {"valid_ndcg@10": _rescore(parent.model, split, vocab.size, ctx.device)}
+        log.info(
+            "candidate: valid NDCG@10 %.4f (parent %s, popularity %.4f), test NDCG@10 %.4f HR@10 %.4f",
+            metrics["valid_ndcg@10"],
+            "none" if parent_metrics is None else f"{parent_metrics['valid_ndcg@10']:.4f}",
+            metrics["popularity_valid_ndcg@10"],
+            metrics["test_ndcg@10"],
+            metrics["test_hr@10"],
+        )
+        history = result.history
+        return Candidate(
+            checkpoint=checkpoint,
+            metrics=metrics,
+            parent_metrics=parent_metrics,
+            params=dataclasses.asdict(config),
+            protocol=PROTOCOL,
+            training={
+                "users_with_history": len(seqs),
+                "items": vocab.size,
+                "evaluable_users": len(split.test_target),
+                "warm_start_from": None if init is None or parent is None else parent.version,
+                "epochs": result.epochs,
+                "best_epoch": result.best_epoch,
+                "seconds_per_epoch": round(result.seconds_per_epoch, 3),
+                "refit_epochs": served.epochs if served is not result else 0,
+            },
+            plot=lambda path, version: save_curves(history, path, f"{version}: best epoch {result.best_epoch}"),
+        )
 
-    current = registry.champion(engine, MODEL_NAME)
-    serving = _load(current) if current is not None else None
-    summary.update(_write(engine, as_of, config, device, events, catalogue, serving))
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    log.info("refresh_recommendations %s: %s", as_of, summary)
-    return summary
+    def write(
+        self, conn: Connection, data: RecsData, served: Served[RecsModel] | None, ctx: Context
+    ) -> dict[str, object]:
+        written = _write(conn, ctx.engine, ctx.as_of, self.config, ctx.device, data.events, data.catalogue, served)
+        return {**data.counts, **written}
 
 
 def _read_inputs(engine: Engine, as_of: dt.date, config: RecsConfig) -> tuple[pd.DataFrame, np.ndarray, dict[str, int]]:
@@ -139,103 +183,18 @@ def _why_not_train(vocab: ItemVocab, split: LeaveOneOut, config: RecsConfig) -> 
     return None
 
 
-def _train_and_register(
-    engine: Engine,
-    as_of: dt.date,
-    settings: Settings,
-    config: RecsConfig,
-    device: torch.device,
-    split: LeaveOneOut,
-    seqs: Sequences,
-    vocab: ItemVocab,
-    champion: Loaded | None,
-    force_promote: bool,
-) -> dict[str, object]:
-    seed = derive_seed(MODEL_NAME, as_of)
-    seed_everything(seed)
-    init = _warm_start(champion, config, vocab, seed)
-    result = train(split, vocab.size, config, device, seed, init_state=init)
-    metrics = _metrics(result, split, vocab.size, device)
-    served = result
-    if config.refit and result.best_epoch > 0:
-        served = refit(
-            seqs,
-            vocab.size,
-            config,
-            device,
-            derive_seed(MODEL_NAME, as_of, "refit"),
-            result.best_epoch,
-            init_state=init,
-        )
-
-    directory = registry.artifact_dir(settings.artifacts, MODEL_NAME, as_of)
-    payload = {
-        "state_dict": {k: v.detach().cpu() for k, v in served.model.state_dict().items()},
-        "model_config": served.model.cfg.to_dict(),
-        "train_config": _jsonable(dataclasses.asdict(config)),
-        "item_ids": torch.from_numpy(vocab.item_ids.copy()),
-        "as_of_date": as_of.isoformat(),
-        "best_epoch": result.best_epoch,
-        "metrics": metrics,
-    }
-    path, sha = registry.save_artifact(payload, directory)
-    version = registry.version_id(MODEL_NAME, as_of, sha)
-    save_curves(result.history, path.with_suffix(".png"), f"{version}: best epoch {result.best_epoch}")
-    # The champion's figure lives in the registry row, not in the artifact: a rerun must hash the same.
-    reference = _champion_reference(champion, split, vocab.size, device, as_of)
-    if reference is not None:
-        metrics = {**metrics, "champion_valid_ndcg@10": reference["valid_ndcg@10"]}
-    run, decision = registry.register_and_decide(
-        engine,
-        model_name=MODEL_NAME,
-        version=version,
-        as_of_date=as_of,
-        metrics=metrics,
-        params=_jsonable(dataclasses.asdict(config)),
-        protocol=PROTOCOL,
-        artifact_path=path,
-        artifact_sha256=sha,
-        rule=registry.PromotionRule("valid_ndcg@10", tolerance=config.promotion_tolerance),
-        force=force_promote,
-        champion_metrics=reference,
-    )
-    log.info(
-        "candidate %s: valid NDCG@10 %.4f (champion %s, popularity %.4f), test NDCG@10 %.4f HR@10 %.4f; %s: %s",
-        version,
-        metrics["valid_ndcg@10"],
-        "none" if reference is None else f"{reference['valid_ndcg@10']:.4f}",
-        metrics["popularity_valid_ndcg@10"],
-        metrics["test_ndcg@10"],
-        metrics["test_hr@10"],
-        run.status,
-        decision.reason,
-    )
-    return {
-        "trained": True,
-        "candidate": version,
-        "status": run.status,
-        "decision": decision.reason,
-        "epochs": result.epochs,
-        "best_epoch": result.best_epoch,
-        "seconds_per_epoch": round(result.seconds_per_epoch, 3),
-        "refit_epochs": served.epochs if served is not result else 0,
-        "metrics": {k: round(v, 5) for k, v in metrics.items()},
-        "champion_valid_ndcg@10": None if reference is None else round(reference["valid_ndcg@10"], 5),
-    }
-
-
 def _warm_start(
-    champion: Loaded | None, config: RecsConfig, vocab: ItemVocab, seed: int
+    parent: Served[RecsModel] | None, config: RecsConfig, vocab: ItemVocab, seed: int
 ) -> dict[str, torch.Tensor] | None:
-    if not config.warm_start or champion is None:
+    if not config.warm_start or parent is None:
         return None
-    old = champion.model.cfg
+    old = parent.model.model.cfg
     shape = (old.max_len, old.hidden, old.blocks, old.heads, old.norm_first, old.repeat_bias)
     if shape != (config.max_len, config.hidden, config.blocks, config.heads, config.norm_first, config.repeat_bias):
-        log.info("warm start skipped: champion %s has another architecture %s", champion.version, shape)
+        log.info("warm start skipped: parent %s has another architecture %s", parent.version, shape)
         return None
-    log.info("warm start from champion %s (%d new items)", champion.version, vocab.size - champion.vocab.size)
-    return grow_items(champion.model.state_dict(), vocab.size, seed)
+    log.info("warm start from parent %s (%d new items)", parent.version, vocab.size - parent.model.vocab.size)
+    return grow_items(parent.model.model.state_dict(), vocab.size, seed)
 
 
 def _metrics(result: TrainResult, split: LeaveOneOut, n_items: int, device: torch.device) -> dict[str, float]:
@@ -261,14 +220,14 @@ def _constant(scores: np.ndarray, n: int, targets: np.ndarray):
         yield batch, torch.from_numpy(targets[rows]), None
 
 
-def _rescore(champion: Loaded, split: LeaveOneOut, n_items: int, device: torch.device) -> float:
-    """The champion's validation NDCG@10 on this run's split (items it has never seen score -inf)."""
-    known = champion.vocab.size
+def _rescore(parent: RecsModel, split: LeaveOneOut, n_items: int, device: torch.device) -> float:
+    """The parent's validation NDCG@10 on this run's split (items it has never seen score -inf)."""
+    known = parent.vocab.size
     inputs = split.valid_input
     masked = Sequences(
         inputs.user_ids, inputs.offsets, np.where(inputs.items <= known, inputs.items, 0), inputs.weights
     )
-    model = champion.model.to(device)
+    model = parent.model.to(device)
 
     def batches():
         for scores, targets, history in score_batches(model, masked, split.valid_target, device):
@@ -279,55 +238,41 @@ def _rescore(champion: Loaded, split: LeaveOneOut, n_items: int, device: torch.d
     return evaluate(batches(), n_items)["ndcg@10"]
 
 
-def _champion_reference(
-    champion: Loaded | None, split: LeaveOneOut, n_items: int, device: torch.device, as_of: dt.date
-) -> dict[str, float] | None:
-    """Champion figures to compare with: re-scored on this split unless it was trained on these very events."""
-    if champion is None or champion.as_of_date >= as_of:
-        return None  # the registry then uses the champion's registered metrics
-    return {"valid_ndcg@10": _rescore(champion, split, n_items, device)}
-
-
-def _load(run: registry.ModelRun) -> Loaded:
-    """Rebuild a registered model from its checkpoint (hash checked, weights_only load)."""
-    payload = registry.load_artifact(run.artifact_path or "", run.artifact_sha256)
-    model = SASRec(SASRecConfig(**payload["model_config"]))
-    model.load_state_dict(payload["state_dict"])
-    return Loaded(model, ItemVocab(payload["item_ids"].numpy()), run.version, run.as_of_date)
-
-
 def _write(
+    conn: Connection,
     engine: Engine,
     as_of: dt.date,
     config: RecsConfig,
     device: torch.device,
     events: pd.DataFrame,
     catalogue: np.ndarray,
-    serving: Loaded | None,
+    serving: Served[RecsModel] | None,
 ) -> dict[str, object]:
-    """Score every active user with the champion (popularity without history) and replace the partition."""
+    """Score every active user with the date's champion (popularity without history); replace the partition
+    on `conn`, the lifecycle's transaction."""
     tick = time.perf_counter()
     audience = _audience(engine, as_of, config)
     version = serving.version if serving is not None else f"popularity-{as_of:%Y%m%d}"
     frames: list[Any] = []
     model_users = np.zeros(0, dtype=np.int64)
     if serving is not None:
-        history = from_events(events, serving.vocab, config.event_weights)
+        vocab = serving.model.vocab
+        history = from_events(events, vocab, config.event_weights)
         history = history.select(np.isin(history.user_ids, audience))
         excluded = {t: 1.0 for t in config.exclude_event_types}
-        exclude = aligned(from_events(events, serving.vocab, excluded), history.user_ids)
+        exclude = aligned(from_events(events, vocab, excluded), history.user_ids)
         model_users = history.user_ids
         if len(history):
             frames.append(
                 model_topk(
-                    serving.model.to(device),
-                    serving.vocab,
+                    serving.model.model.to(device),
+                    vocab,
                     history,
                     exclude,
                     top_k=config.top_k,
                     batch_users=config.infer_batch_users,
                     device=device,
-                    unavailable=np.flatnonzero(~np.isin(serving.vocab.item_ids, catalogue)) + 1,
+                    unavailable=np.flatnonzero(~np.isin(vocab.item_ids, catalogue)) + 1,
                 )
             )
     others = np.setdiff1d(audience, model_users)
@@ -342,7 +287,7 @@ def _write(
                 counts[str(source)] += int(n)
             yield frame.assign(model_version=version)
 
-    rows = replace_partition(engine, "recommendations", as_of, tagged())
+    rows = replace_partition(conn, "recommendations", as_of, tagged())
     seconds = time.perf_counter() - tick
     log.info(
         "wrote %d recommendations for %d users (%d by the model) in %.1f s: %.0f users/s, %.0f rows/s",
@@ -401,11 +346,3 @@ def _popularity(
         for segment, part in joined.groupby("segment_id"):
             rankings[int(segment)] = ranking(part.groupby("item_id")["w"].sum(), config.top_k)
     return groups, rankings, global_ranking
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
