@@ -5,7 +5,7 @@ Protocol: the evaluation classifier trains on the 60,000 training images and rep
 as the reference, the same number of generated images with the reference's labels, and the same number of
 training images for the real-vs-real floor (pipelines.creatives.evaluate: the task's own protocol).
 
-    flock /tmp/cpu-bench.lock env -u OMP_WAIT_POLICY .venv/bin/python benchmarks/bench_creatives.py \
+    .venv/bin/python benchmarks/bench_creatives.py \
         --threads 2 --seed 1 --config '{"diffaugment": "", "train_steps": 7000}' --write-docs
 
 (7000 steps from a cold start: the run docs/benchmarks.md reports; the task itself trains 3000 steps a day
@@ -13,7 +13,8 @@ on top of its champion.)
 
 On 2 quiet cores OpenMP's default wait policy (spin briefly, then sleep) is the one to time: passive
 waits (`OMP_WAIT_POLICY=PASSIVE`, which the local Airflow stack sets for processes that share cores)
-made a 64/32 bfloat16 step take 240-265 ms against 181 ms. The report names the policy it ran under.
+made a 64/32 bfloat16 step take 240-265 ms against 181 ms, so run it from a shell where the variable is
+unset. The report names the policy it ran under.
 
 `--evaluate-at 4000,5000` also evaluates the EMA generator in full at those steps of the run (the batches
 and the weights up to a step do not depend on how long the run goes on), so one run gives the quality a
@@ -257,8 +258,8 @@ def report(result: dict, args: argparse.Namespace, device: torch.device, held_ac
     lines = [
         f"Measured {dt.date.today():%Y-%m-%d} on {where}, torch {torch.__version__}, {threads} thread(s), "
         f"Python {platform.python_version()}, OpenMP wait policy {wait or 'default (unset)'}. Command: "
-        f"`flock /tmp/cpu-bench.lock env {f'OMP_WAIT_POLICY={wait}' if wait else '-u OMP_WAIT_POLICY'} "
-        f".venv/bin/python benchmarks/bench_creatives.py --write-docs --threads {args.threads} --seed {args.seed} "
+        f"`{f'OMP_WAIT_POLICY={wait} ' if wait else ''}.venv/bin/python benchmarks/bench_creatives.py --write-docs "
+        f"--threads {args.threads} --seed {args.seed} "
         f"--config '{args.config}'`.",
         "",
         "Dataset: Fashion-MNIST (`../shared/data/fashion-mnist`), 60,000 training and 10,000 test images, 10 "

@@ -6,7 +6,7 @@ steps first (oneDNN picks its kernels), then `--steps` timed ones. Configuration
 round, so a machine whose speed drifts during the run shows it as spread between rounds, not as a
 difference between configurations.
 
-    flock /tmp/cpu-bench.lock env -u OMP_WAIT_POLICY .venv/bin/python benchmarks/bench_gan_step.py \
+    .venv/bin/python benchmarks/bench_gan_step.py \
         --threads 2 --rounds 2 '{"consistency_weight": 0}' '{}'
 
 Figures go to standard output only: they compare configurations and are quoted, with the machine line

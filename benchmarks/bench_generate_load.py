@@ -10,7 +10,7 @@ dropped, \\copy, indexes built), the like-for-like ceiling.
 Also measured: generation alone (no database), and this process's peak RSS.
 
 Run it alone (timed runs never overlap on the shared 2 cores):
-    flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_generate_load.py --write-docs
+    .venv/bin/python benchmarks/bench_generate_load.py --write-docs
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def main() -> None:
         "(shared_buffers 256MB, max_wal_size 4GB), fresh database, events with its 4 indexes. "
         f"The cores were shared with other work: load average {load_before:.1f} before our load, "
         f"{load_after:.1f} after the psql runs, so absolute rates are low; the ratios are what the run shows.",
-        f"Command: `flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_generate_load.py "
+        f"Command: `.venv/bin/python benchmarks/bench_generate_load.py "
         f"--users {args.users} --items {args.items} --days {args.days} --events {args.events} --write-docs`",
         "",
         f"Store: {config.users:,} users, {config.items:,} items, {config.days} days up to {config.end_date}, "

@@ -10,8 +10,8 @@ test figures are reported once.
 `scale`: the synthetic store generator (pipelines.sources) with 1,000,000 users, events weighted as the
 task weights them, one or more training epochs: seconds per epoch and peak RSS of the process.
 
-    flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_profiles.py real --write-docs
-    flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_profiles.py scale --write-docs
+    .venv/bin/python benchmarks/bench_profiles.py real --write-docs
+    .venv/bin/python benchmarks/bench_profiles.py scale --write-docs
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ a process that has already imported Great Expectations (the import is timed on i
 same day with bad rows added (failure path: bad-row samples, DataQualityError). The day's 24 expectations
 all run in PostgreSQL; nothing of the day is pulled into Python.
 
-Build the store once, then time the gate (both under the lock: the build loads the shared cores too):
-    flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_quality_gate.py --workdir /tmp/qgate --build-only
-    flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_quality_gate.py --workdir /tmp/qgate --write-docs
+Build the store once, then time the gate (the folder keeps the server and store for the next run):
+    .venv/bin/python benchmarks/bench_quality_gate.py --workdir .local/bench/quality-gate --build-only
+    .venv/bin/python benchmarks/bench_quality_gate.py --workdir .local/bench/quality-gate --write-docs
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ written, Data Docs built:
 
 One-minute load average when the timed part started: {load_before:.1f} (2 cores; other people's
 untimed jobs may share them). Target: under 60 s on 2 cores. Command:
-`flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_quality_gate.py --workdir /tmp/qgate --write-docs`
+`.venv/bin/python benchmarks/bench_quality_gate.py --write-docs`
 """
     print(text)
     if args.write_docs:

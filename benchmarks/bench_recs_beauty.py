@@ -6,7 +6,7 @@ kept and with them excluded. Every model and baseline is fitted on the training 
 validation only. Any file of the same format (one user per line: user id, then item ids in time order)
 can be benchmarked with --data.
 
-    flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_recs_beauty.py --write-docs
+    .venv/bin/python benchmarks/bench_recs_beauty.py --write-docs
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from common import replace_section
+from common import ROOT, replace_section
 from pipelines.compute import derive_seed, seed_everything, select_device
 from pipelines.config import apply_overrides
 from pipelines.profiles.evaluation import ease_weights
@@ -183,14 +183,14 @@ def markdown(report: dict) -> str:
     m = report["model"]
     b = report["baselines"]
     lines = [
-        f"Dataset `{report['data']}`: {report['users']:,} users, {report['items']:,} items, "
+        f"Dataset `{os.path.relpath(report['data'], ROOT)}`: {report['users']:,} users, {report['items']:,} items, "
         f"{report['interactions']:,} interactions. Protocol: leave-one-out (last item test, second-to-last "
         "validation), **test** figures, full ranking over every item, ties as their expectation. Every model "
         "is tuned on validation (EASE's lambda, our early stopping) and then fitted on everything before the "
         "test item, as the ANCHORS baselines were. `kept` = history items not excluded (the ANCHORS protocol), "
         f"`excl.` = history items excluded. Machine: {report['machine']}, device `{report['device']}`, "
         f"{report['torch_threads']} torch threads, OMP_WAIT_POLICY=PASSIVE. Date: {report['date']}. Command: "
-        f"`{report['runner']} .venv/bin/python {report['command']}`.",
+        f"`.venv/bin/python {report['command']}`.",
         "",
         "| model | HR@10 | NDCG@10 | HR@20 | NDCG@20 | HR@10 excl. | NDCG@10 excl. | coverage@10 | cost |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -251,7 +251,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the full report (with per-epoch history) here")
     parser.add_argument("--write-docs", action="store_true", help="update this section of docs/benchmarks.md")
     parser.add_argument("--machine", default="2 vCPU, 24 GiB, no GPU")
-    parser.add_argument("--runner", default="flock /tmp/cpu-bench.lock", help="how it was launched (for the docs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -272,7 +271,6 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: v for k, v in vars(config).items()},
         "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg()[0],
-        "runner": args.runner,
     }
     if not args.skip_model:
         report["model"] = run_model(split, n_items, config, device)

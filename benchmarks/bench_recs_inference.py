@@ -7,7 +7,7 @@ SASRec of the production shape (scores do not change the cost). What is timed is
 after training: `model_topk` / `popularity_topk` batches streamed into `replace_partition` (one
 transaction, COPY) on a scratch embedded PostgreSQL. Targets: under 10 minutes, peak RSS under 4 GB.
 
-    flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_recs_inference.py --write-docs
+    .venv/bin/python benchmarks/bench_recs_inference.py --write-docs
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"Measured {dt.date.today()} on 2 vCPU, 24 GiB, no GPU (device `{device}`, {torch.get_num_threads()} "
                 "torch threads, OMP_WAIT_POLICY=PASSIVE); embedded PostgreSQL 18, fresh database; rows go out with "
                 "binary COPY (`pipelines.warehouse.binary_copy`). Command: "
-                "`flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_recs_inference.py "
+                "`.venv/bin/python benchmarks/bench_recs_inference.py "
                 f"--users {args.users} --items {args.items} --days {args.days} --write-docs`.",
                 "",
                 f"Store: the synthetic generator (`StoreConfig(users={args.users}, items={args.items}, "

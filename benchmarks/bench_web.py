@@ -6,7 +6,7 @@ by uvicorn on loopback and each page is requested N times in a row with httpx; p
 docs/benchmarks.md. Identity comes from a trusted header here: the figure is the page's own work
 (queries + rendering), not Airflow's token check.
 
-    flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_web.py [--users 1000000] [--requests 50]
+    .venv/bin/python benchmarks/bench_web.py [--users 1000000] [--requests 50]
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ recommendations: {spec.users * spec.top_k:,} rows), {spec.items:,} items, {spec.
 {spec.segments * 2} creatives, on embedded PostgreSQL 18 (ANALYZEd); the `pipelines.web` app served by
 uvicorn on loopback, {args.requests} sequential requests per page with httpx after one warm-up request,
 identity from a trusted header (Airflow's JWT check not included). Target: under 1 s.
-Command: `flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_web.py --write-docs`.
-Machine: {machine()} (2 shared vCPU, other engineers' jobs running).
+Command: `.venv/bin/python benchmarks/bench_web.py --write-docs`.
+Machine: {machine()}.
 
 | page | p50 (ms) | p95 (ms) | max (ms) |
 | --- | --- | --- | --- |
