@@ -38,6 +38,8 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 GPU_POOL = "gpu"
 GPU_QUEUE = "gpu"
+# pipelines.tasks.STAGES, spelled out because this file imports only airflow.sdk (a test keeps them equal).
+STAGES = ("quality", "profiles", "recs", "creatives")
 
 
 def _run(step: str) -> dict:
@@ -87,11 +89,15 @@ def _run(step: str) -> dict:
         "overrides": Param(
             {},
             type="object",
+            # The form refuses an unknown stage; each stage's keys and value types are checked by the
+            # first task against its config dataclass, before anything is written.
+            properties={stage: {"type": "object"} for stage in STAGES},
+            additionalProperties=False,
             title="Config overrides",
             description=(
-                "Per-stage settings (stages: quality, profiles, recs, creatives), e.g. "
+                f"Per-stage settings (stages: {', '.join(STAGES)}), e.g. "
                 '{"recs": {"max_epochs": 20}, "quality": {"volume_tolerance": 0.3}}. '
-                "Unknown stages or keys fail the run instead of being ignored."
+                "Unknown stages, keys or mistyped values fail the run in its first task, before anything is written."
             ),
         ),
     },

@@ -27,9 +27,8 @@ def apply_overrides(config: C, overrides: Mapping[str, Any] | None) -> C:
     known = {f.name for f in dataclasses.fields(config)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ConfigError(
-            f"unknown {type(config).__name__} setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
+        given = ", ".join(f"{name}={overrides[name]!r}" for name in unknown)
+        raise ConfigError(f"unknown {type(config).__name__} setting(s): {given}; known: {', '.join(sorted(known))}")
     checked = {name: _coerce(type(config).__name__, name, value, hints[name]) for name, value in overrides.items()}
     return dataclasses.replace(config, **checked)  # type: ignore[type-var]
 

@@ -2,7 +2,7 @@
 
 Each imports its model package inside the function, so importing this module stays cheap, and each can
 be called from tests or the CLI without Airflow. Config overrides come from the run's `overrides` param,
-keyed by stage; an unknown stage or key is an error.
+keyed by stage; an unknown stage or key is an error, raised by the first task for every stage at once.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def stage_overrides(params: Mapping[str, Any], stage: str) -> Mapping[str, Any]:
     unknown = sorted(set(overrides) - set(STAGES))
     if unknown:
         raise ConfigError(f"unknown stage(s) in overrides: {', '.join(unknown)}; stages: {', '.join(STAGES)}")
-    return overrides.get(stage) or {}
+    chosen = overrides.get(stage) or {}
+    if not isinstance(chosen, Mapping):
+        raise ConfigError(f"overrides for stage {stage!r} must be an object of settings, got {chosen!r}")
+    return chosen
 
 
 def stage_config(default: C, stage: str, settings: Settings, params: Mapping[str, Any]) -> C:
@@ -40,13 +43,37 @@ def stage_config(default: C, stage: str, settings: Settings, params: Mapping[str
     from pipelines.demo import PROFILE_OVERRIDES
 
     profiled = apply_overrides(default, PROFILE_OVERRIDES[settings.profile].get(stage))
-    return apply_overrides(profiled, stage_overrides(params, stage))
+    overrides = stage_overrides(params, stage)
+    try:
+        return apply_overrides(profiled, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"bad config overrides for stage {stage!r}: {exc}") from exc
+
+
+def stage_defaults() -> dict[str, Any]:
+    """Each stage's production config. The config modules are stdlib-only, so this imports no model code."""
+    from pipelines.creatives.config import CreativesConfig
+    from pipelines.profiles.config import ProfileConfig
+    from pipelines.quality.config import GateConfig
+    from pipelines.recs.config import RecsConfig
+
+    return {"quality": GateConfig(), "profiles": ProfileConfig(), "recs": RecsConfig(), "creatives": CreativesConfig()}
+
+
+def validate_run_params(settings: Settings, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every stage's config (names, types and ranges, exactly as its task will build it) and the run flags.
+
+    The first task calls this before it writes anything, so a bad value in any stage's overrides fails
+    the run while nothing has changed, instead of after the earlier model tasks wrote their outputs.
+    """
+    _force(params)
+    return {stage: stage_config(default, stage, settings, params) for stage, default in stage_defaults().items()}
 
 
 def check_data_quality(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
-    from pipelines.quality import GateConfig, run_quality_gate
+    from pipelines.quality import run_quality_gate
 
-    config = stage_config(GateConfig(), "quality", settings, params)
+    config = validate_run_params(settings, params)["quality"]
     return run_quality_gate(engine, as_of, settings.artifacts, config).summary()
 
 

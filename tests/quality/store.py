@@ -1,7 +1,8 @@
 """A tiny hand-made store for the gate's tests: five users, four items in two categories, ten events a day.
 
 Dates: 2024-03-01..07 history (10 events each), CLEAN = 03-08 (10), WARN = 03-09 (30: three times the
-trailing mean), BAD = 03-10 (10 clean + one bad row per class of bad input), EMPTY = 03-11 (none).
+trailing mean), BAD = 03-10 (10 clean + one bad row per class of bad input), EMPTY = 03-11 (none: a gap),
+LAST = 03-12 (10), the newest loaded batch.
 Event ids are day * 100 + n (bad rows: 5001..), unique across days unless a bad row repeats one on purpose.
 """
 
@@ -18,6 +19,7 @@ CLEAN = dt.date(2024, 3, 8)
 WARN = dt.date(2024, 3, 9)
 BAD = dt.date(2024, 3, 10)
 EMPTY = dt.date(2024, 3, 11)
+LAST = dt.date(2024, 3, 12)
 
 # category -> list prices; with price_factor 10: shoes [2, 400], books [0.5, 150]
 ITEMS = [(1, "shoes", 20.0), (2, "shoes", 40.0), (3, "books", 5.0), (4, "books", 15.0)]
@@ -29,7 +31,11 @@ BAD_ROWS: dict[str, tuple[int | None, dict[str, Any]]] = {
     "events.item_id.not_null": (5002, {"item_id": None}),
     "events.event_type.not_null": (5003, {"event_type": None}),
     "events.event_ts.not_null": (5004, {"event_ts": None}),
+    "events.price.not_null": (5012, {"price": None}),
+    "events.quantity.not_null": (5013, {"quantity": None}),
     "events.price.non_negative": (5005, {"price": -5.0}),
+    "events.quantity.min": (5014, {"quantity": -2}),
+    "events.quantity.max": (5015, {"quantity": 1_000_000}),
     "events.price.category_range": (5006, {"item_id": 3, "price": 9999.0}),
     "events.item_id.references_items": (5007, {"item_id": 999}),
     "events.user_id.references_users": (5008, {"user_id": 999}),
@@ -70,7 +76,7 @@ def bad_day_events() -> list[dict[str, Any]]:
 def load_store(engine: Engine) -> None:
     """Users, items and every test day's events, with plain parameterised INSERTs (a few dozen rows)."""
     events = [row for day in range(1, 8) for row in day_events(dt.date(2024, 3, day), 10)]
-    events += day_events(CLEAN, 10) + day_events(WARN, 30) + bad_day_events()
+    events += day_events(CLEAN, 10) + day_events(WARN, 30) + bad_day_events() + day_events(LAST, 10)
     with engine.begin() as conn:
         conn.execute(
             sa.text("INSERT INTO users (user_id, signup_date, region) VALUES (:u, '2024-01-01', 'north')"),

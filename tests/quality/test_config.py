@@ -39,6 +39,8 @@ def test_params_override_tolerances_and_severity() -> None:
         ({"volume_tolerance": 0}, "volume_tolerance"),
         ({"price_factor": 0.5}, "price_factor"),
         ({"sample_rows": 0}, "sample_rows"),
+        ({"quantity_min": 5, "quantity_max": 4}, r"quantity_min \(5\) must not exceed quantity_max \(4\)"),
+        ({"quantity_max": "lots"}, "quantity_max must be an integer"),
         ({"volume_tolerence": 0.3}, "unknown GateConfig setting"),
     ],
 )

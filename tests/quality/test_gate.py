@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Engine
 from pipelines.errors import DataQualityError
 from pipelines.quality import CHECKS, GateConfig, GateReport, run_quality_gate
 from pipelines.quality.validation import APPLICATION_NAME
-from tests.quality.store import BAD, BAD_ROWS, CLEAN, EMPTY, FIRST, WARN, dq_rows, load_store
+from tests.quality.store import BAD, BAD_ROWS, CLEAN, EMPTY, FIRST, LAST, WARN, dq_rows, load_store
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +97,54 @@ def test_empty_day_is_a_critical_failure_with_a_clear_message(store_engine: Engi
     assert rows["events.volume.trailing_mean"]["severity"] == "warning"
 
 
+def test_a_date_after_the_newest_batch_is_refused_as_such_and_records_nothing(
+    store_engine: Engine, artifacts: Path
+) -> None:
+    future = dt.date(2099, 1, 1)
+    with pytest.raises(DataQualityError) as caught:
+        run_quality_gate(store_engine, future, artifacts)
+    assert str(caught.value).startswith(f"business date 2099-01-01 is after the newest loaded batch {LAST}:")
+    assert "empty" not in str(caught.value)
+    assert dq_rows(store_engine, future) == {}
+    assert not (artifacts / "data_docs" / future.isoformat()).exists()
+
+
+def test_a_warehouse_without_events_says_so(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(DataQualityError, match="business date 2024-03-01 cannot be checked: events holds no batch"):
+        run_quality_gate(engine, FIRST, tmp_path)
+
+
+def test_quantity_bounds_are_recorded_with_their_bad_rows(bad_day: tuple[str, dict[str, dict[str, Any]]]) -> None:
+    _, rows = bad_day
+    low, high = rows["events.quantity.min"], rows["events.quantity.max"]
+    assert low["observed_value"]["quantity_min"] == 1 and high["observed_value"]["quantity_max"] == 10_000
+    assert [bad["quantity"] for bad in low["unexpected_sample"]] == [-2]
+    assert [bad["quantity"] for bad in high["unexpected_sample"]] == [1_000_000]
+    assert rows["events.quantity.not_null"]["unexpected_sample"][0]["quantity"] is None
+
+
+def test_quantity_bounds_and_severities_come_from_the_config(
+    new_database: Callable[[], Engine], artifacts: Path
+) -> None:
+    """On BAD's rows, a wider upper bound passes the 1,000,000 and a warning severity keeps the -2 from blocking."""
+    engine = new_database()
+    load_store(engine)
+    with engine.begin() as conn:  # keep BAD's ten clean rows and the two quantity rows: the verdict turns on them
+        conn.execute(
+            sa.text(
+                """DELETE FROM events WHERE batch_date = :d
+                   AND (event_id IS NULL OR (event_id NOT BETWEEN 1000 AND 1009 AND event_id NOT IN (5014, 5015)))"""
+            ),
+            {"d": BAD},
+        )
+    config = GateConfig(quantity_max=2_000_000, severity={"events.quantity.min": "warning"})
+    report = run_quality_gate(engine, BAD, artifacts, config)
+    assert report.verdict == "warn"
+    rows = dq_rows(engine, BAD)
+    assert rows["events.quantity.max"]["success"] is True
+    assert rows["events.quantity.min"]["success"] is False and rows["events.quantity.min"]["severity"] == "warning"
+
+
 def test_volume_deviation_is_a_warning_that_does_not_block(warn_report: GateReport, store_engine: Engine) -> None:
     assert warn_report.verdict == "warn"
     assert warn_report.summary()["warnings"] == ["events.volume.trailing_mean"]
@@ -136,7 +185,9 @@ def test_a_column_of_the_wrong_type_fails_the_schema_check(
     message, rows = first_day_with_a_wrong_type
     assert "events.quantity.type (expect_column_values_to_be_in_type_list on events.quantity)" in message
     assert 'observed "TEXT"' in message
-    assert {name for name, row in rows.items() if not row["success"]} == {"events.quantity.type"}
+    # The quantity bounds cannot hold for text either: they fail too, and nothing else does.
+    failed = {name for name, row in rows.items() if not row["success"]}
+    assert failed == {"events.quantity.type", "events.quantity.min", "events.quantity.max"}
 
 
 def test_first_day_without_history_passes_the_volume_check_with_a_note(

@@ -31,6 +31,7 @@ from pipelines.creatives.consistency import consistency_penalty
 from pipelines.creatives.diffaugment import diff_augment, parse_policy
 from pipelines.creatives.gan import Discriminator, GanSpec, Generator, hinge_d_loss, hinge_g_loss, update_ema
 from pipelines.errors import ConfigError
+from pipelines.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +241,7 @@ def train_gan(
     # Curves get about 50 points whatever the run length; the log line comes every `log_every` steps.
     record_every = max(1, min(config.log_every, target // 50))
     last_record = state.step
+    progress = Progress(log, "GAN training", target, "steps", start=state.step)
     while state.step < target:
         batch_gen = torch.Generator().manual_seed(seed * 1_000_003 + state.step)
         index = torch.randint(n, (config.batch_size,), generator=batch_gen).to(device)
@@ -315,6 +317,7 @@ def train_gan(
             probe_seconds += time.perf_counter() - probe_started
         if state.step % config.checkpoint_every == 0 or state.step == target:
             _save_checkpoint(state, checkpoint, key, device)
+        progress.advance()
     seconds = time.perf_counter() - started - probe_seconds
     trained = state.step - first_step
     epochs = trained * config.batch_size / max(n, 1)

@@ -19,6 +19,7 @@ import torch
 
 from pipelines.profiles.config import ProfileConfig
 from pipelines.profiles.model import MultVAE, SparseBatch, VAEConfig
+from pipelines.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def train(
     step = 0
     model.train()
     train_started = time.perf_counter()
+    progress = Progress(log, "VAE training", total_steps, "batches")
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         sums = np.zeros(3)
@@ -119,6 +121,7 @@ def train(
             schedule.step()
             sums += np.array([loss.item(), nll.item(), kl.item()]) * batch.size
             step += 1
+            progress.advance(note=f"epoch {epoch}/{config.epochs}")
         seconds = time.perf_counter() - started
         loss_mean, nll_mean, kl_mean = sums / n_users
         lr = optimiser.param_groups[0]["lr"]

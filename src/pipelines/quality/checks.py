@@ -28,6 +28,8 @@ COLUMN_TYPES: dict[str, tuple[str, ...]] = {
 }
 EVENT_COLUMNS = tuple(COLUMN_TYPES)
 KEY_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "event_ts")
+# Range checks skip NULLs (SQL comparisons do), so a NULL price or quantity needs a check of its own.
+NOT_NULL_COLUMNS = (*KEY_COLUMNS, "price", "quantity")
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     *(
         Check(f"events.{column}.not_null", "events", column, "critical", f"events with a null {column}")
-        for column in KEY_COLUMNS
+        for column in NOT_NULL_COLUMNS
     ),
     Check("events.event_id.unique", "events", "event_id", "critical", "event ids repeated within the day"),
     Check(
@@ -81,6 +83,20 @@ CHECKS: tuple[Check, ...] = (
         "price",
         "critical",
         "prices outside their category's catalogue range (times/divided by price_factor)",
+    ),
+    Check(
+        "events.quantity.min",
+        "events",
+        "quantity",
+        "critical",
+        "quantities below GateConfig.quantity_min (zero or negative: a return or a correction, not an event)",
+    ),
+    Check(
+        "events.quantity.max",
+        "events",
+        "quantity",
+        "critical",
+        "quantities above GateConfig.quantity_max (a typo, or a unit mix-up such as grams for pieces)",
     ),
     Check(
         "events.event_ts.in_business_date",

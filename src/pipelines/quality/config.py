@@ -19,6 +19,10 @@ class GateConfig:
     volume_window_days: how many days before the business date make the trailing mean.
     price_factor: an event's price must lie in [category min / f, category max * f] of the items catalogue,
         wide enough for discounts and bundles, narrow enough to catch cents-for-units and typo prices.
+    quantity_min, quantity_max: an event's quantity must lie in [quantity_min, quantity_max]. Every source
+        delivers at least one unit per event, and the largest line of the real Ta-Feng data is 1,200 units:
+        10,000 leaves room for bulk orders and still catches typos such as 1,000,000. Each bound is its own
+        check (`events.quantity.min`, `events.quantity.max`), so `severity` can make either a warning.
     sample_rows: bad rows kept per failed expectation (dq_results, the error message shows a few).
     severity: per-check overrides, e.g. {"events.volume.trailing_mean": "critical"}.
     """
@@ -26,6 +30,8 @@ class GateConfig:
     volume_tolerance: float = 0.5
     volume_window_days: int = 7
     price_factor: float = 10.0
+    quantity_min: int = 1
+    quantity_max: int = 10_000
     sample_rows: int = 5
     severity: dict[str, str] = field(default_factory=dict)
 
@@ -36,6 +42,10 @@ class GateConfig:
             raise ConfigError(f"GateConfig.volume_window_days must be >= 1, got {self.volume_window_days}")
         if not self.price_factor >= 1:
             raise ConfigError(f"GateConfig.price_factor must be >= 1, got {self.price_factor}")
+        if self.quantity_min > self.quantity_max:
+            raise ConfigError(
+                f"GateConfig.quantity_min ({self.quantity_min}) must not exceed quantity_max ({self.quantity_max})"
+            )
         if not 1 <= self.sample_rows <= MAX_SAMPLE_ROWS:
             raise ConfigError(f"GateConfig.sample_rows must be in 1..{MAX_SAMPLE_ROWS}, got {self.sample_rows}")
         unknown = sorted(set(self.severity) - set(CHECKS_BY_NAME))

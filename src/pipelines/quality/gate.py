@@ -2,7 +2,7 @@
 
 Order matters for what a person finds after a failure: dq_results and Data Docs are written first, then a
 critical failure raises `DataQualityError` naming the checks and showing bad rows. Warnings are recorded
-and do not block.
+and do not block. A date after the newest loaded batch is refused before any check, with that reason.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.errors import DataQualityError
@@ -35,6 +36,7 @@ def run_quality_gate(
     engine: Engine, as_of: dt.date, artifacts_dir: Path, config: GateConfig = DEFAULT_CONFIG
 ) -> GateReport:
     """Validate the events with batch_date = `as_of`; record the results; raise on a critical failure."""
+    _require_loaded(engine, as_of)
     started = time.perf_counter()
     inputs = SuiteInputs(day=as_of, config=config, baseline=trailing_volume(engine, as_of, config.volume_window_days))
     docs_dir = Path(artifacts_dir) / DOCS_FOLDER / as_of.isoformat()
@@ -70,6 +72,24 @@ def run_quality_gate(
     if report.verdict == "fail":
         raise DataQualityError(report.failure_message())
     return report
+
+
+def _require_loaded(engine: Engine, as_of: dt.date) -> None:
+    """Refuse a date after the newest loaded batch: a wrong date or a load not yet run, not an empty day.
+
+    Nothing is recorded for such a date (no dq_results partition, no Data Docs) since no load has reached it.
+    """
+    with engine.connect() as conn:
+        newest = conn.execute(sa.text("SELECT max(batch_date) FROM events")).scalar()
+    if newest is None:
+        raise DataQualityError(
+            f"business date {as_of} cannot be checked: events holds no batch at all; load the source tables first"
+        )
+    if as_of > newest:
+        raise DataQualityError(
+            f"business date {as_of} is after the newest loaded batch {newest}: its events have not been loaded "
+            "(pick a date that has a batch, or load that day's events first); nothing was checked or written"
+        )
 
 
 def _swap_in(built: Path, final: Path) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipelines.quality.checks import CHECKS, COLUMN_TYPES, EVENT_COLUMNS, EVENT_TYPES, KEY_COLUMNS
+from pipelines.quality.checks import CHECKS, COLUMN_TYPES, EVENT_COLUMNS, EVENT_TYPES, NOT_NULL_COLUMNS
 from pipelines.quality.config import GateConfig
 from pipelines.quality.volume import VolumeBaseline
 from pipelines.warehouse.reads import day_bounds
@@ -135,6 +135,18 @@ WHERE b.price >= 0 AND (b.price < r.low OR b.price > r.high)"""
     )
 
 
+def _quantity_min(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    return gx.expectations.ExpectColumnValuesToBeBetween(column="quantity", min_value=inputs.config.quantity_min)
+
+
+def _quantity_max(inputs: SuiteInputs) -> Expectation:
+    import great_expectations as gx
+
+    return gx.expectations.ExpectColumnValuesToBeBetween(column="quantity", max_value=inputs.config.quantity_max)
+
+
 def _in_business_date(inputs: SuiteInputs) -> Expectation:
     import great_expectations as gx
 
@@ -161,15 +173,26 @@ BUILDERS: dict[str, Callable[[SuiteInputs], Expectation]] = {
     **{f"events.{column}.type": _column_type(column) for column in COLUMN_TYPES},
     "events.batch.not_empty": _not_empty,
     "events.volume.trailing_mean": _volume,
-    **{f"events.{column}.not_null": _not_null(column) for column in KEY_COLUMNS},
+    **{f"events.{column}.not_null": _not_null(column) for column in NOT_NULL_COLUMNS},
     "events.event_id.unique": _unique,
     "events.event_id.unique_vs_earlier": _unique_vs_earlier,
     "events.event_type.allowed": _event_type,
     "events.price.non_negative": _non_negative_price,
     "events.price.category_range": _category_price,
+    "events.quantity.min": _quantity_min,
+    "events.quantity.max": _quantity_max,
     "events.event_ts.in_business_date": _in_business_date,
     "events.user_id.references_users": _references("user_id", "users"),
     "events.item_id.references_items": _references("item_id", "items"),
+}
+
+
+# What a reader needs beside the observed value to judge a result (the bar it was held to): kept in the
+# expectation's meta and notes, so dq_results and Data Docs both show it.
+CONTEXT: dict[str, Callable[[SuiteInputs], dict[str, Any]]] = {
+    "events.volume.trailing_mean": lambda inputs: inputs.baseline.describe(inputs.config.volume_tolerance),
+    "events.quantity.min": lambda inputs: {"quantity_min": inputs.config.quantity_min},
+    "events.quantity.max": lambda inputs: {"quantity_max": inputs.config.quantity_max},
 }
 
 
@@ -180,8 +203,8 @@ def build_expectations(inputs: SuiteInputs) -> dict[str, list[Expectation]]:
         expectation = BUILDERS[check.name](inputs)
         meta: dict[str, Any] = {"name": check.name, "table": check.table, "column": check.column}
         notes = [f"{check.name}: fails on {check.explains}."]
-        if check.name == "events.volume.trailing_mean":
-            meta["context"] = inputs.baseline.describe(inputs.config.volume_tolerance)
+        if check.name in CONTEXT:
+            meta["context"] = CONTEXT[check.name](inputs)
             notes += [f"{key}: {value}" for key, value in meta["context"].items()]
         expectation.meta = meta
         expectation.notes = notes

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipelines.progress import Progress
 from pipelines.recs.config import RecsConfig
 from pipelines.recs.metrics import batched, evaluate
 from pipelines.recs.model import SASRec, SASRecConfig
@@ -145,6 +146,8 @@ def _epoch(
     config: RecsConfig,
     device: torch.device,
     rng: np.random.Generator,
+    progress: Progress,
+    note: str,
 ) -> float:
     """One pass over every user's (input, next item) pairs; returns the mean batch loss."""
     model.train()
@@ -158,7 +161,13 @@ def _epoch(
         optimizer.step()
         total += float(loss.detach())
         steps += 1
+        progress.advance(note=note)
     return total / max(steps, 1)
+
+
+def batches_per_epoch(seqs: Sequences, batch_size: int) -> int:
+    """How many batches `_batches` yields: users with at least one (input, next item) pair, batched."""
+    return -(-int((seqs.lengths >= 2).sum()) // batch_size)
 
 
 def train(
@@ -180,9 +189,12 @@ def train(
     best_state = copy.deepcopy(model.state_dict())
     positions = int(np.maximum(split.train.lengths - 1, 0).clip(max=config.max_len).sum())
     started = time.perf_counter()
+    per_epoch = batches_per_epoch(split.train, config.batch_size)
+    progress = Progress(log, "SASRec training", config.max_epochs * per_epoch, "batches")
     for epoch in range(1, config.max_epochs + 1):
         tick = time.perf_counter()
-        loss = _epoch(model, optimizer, split.train, config, device, rng)
+        note = f"epoch {epoch}/{config.max_epochs} (ETA for all epochs: early stopping may end sooner)"
+        loss = _epoch(model, optimizer, split.train, config, device, rng, progress, note)
         train_seconds = time.perf_counter() - tick
         valid = evaluate(score_batches(model, split.valid_input, split.valid_target, device), n_items)
         seconds = time.perf_counter() - tick
@@ -248,9 +260,10 @@ def refit(
     model, optimizer, rng = _start(n_items, config, device, seed, init_state)
     result = TrainResult(model=model, best_epoch=epochs, best_valid={})
     started = time.perf_counter()
+    progress = Progress(log, "SASRec refit", epochs * batches_per_epoch(seqs, config.batch_size), "batches")
     for epoch in range(1, epochs + 1):
         tick = time.perf_counter()
-        loss = _epoch(model, optimizer, seqs, config, device, rng)
+        loss = _epoch(model, optimizer, seqs, config, device, rng, progress, f"epoch {epoch}/{epochs}")
         result.history.append({"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - tick})
         log.info("refit epoch %d/%d: loss %.4f, %.1f s", epoch, epochs, loss, time.perf_counter() - tick)
     result.seconds = time.perf_counter() - started
