@@ -14,6 +14,7 @@ from pathlib import Path
 from pipelines.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".local"
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 # name -> (settings field, help). The README's configuration table mirrors this mapping.
@@ -31,7 +32,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "PIPELINES_GPU_POOL_SLOTS": ("gpu_pool_slots", "slots of the Airflow pool `gpu` created by set-up"),
     "PIPELINES_FASHION_MNIST_DIR": (
         "fashion_mnist_dir",
-        "folder with the Fashion-MNIST *.gz files; default the Debian package's folder",
+        "folder with the Fashion-MNIST *.gz files; default where `make images` put them",
     ),
     "PIPELINES_SHARED_DATA_DIR": ("shared_data_dir", "real datasets for loaders and benchmarks"),
     "PIPELINES_DEVICE": ("device", "torch device for model tasks: auto, cpu or cuda[:N]"),
@@ -44,7 +45,7 @@ PROFILES = ("production", "demo")
 
 
 def _default_state_dir() -> Path:
-    return PROJECT_ROOT / ".local"
+    return DEFAULT_STATE_DIR
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,16 @@ class Settings:
         """The Fashion-MNIST folder to use, or None when the images are not installed anywhere known.
 
         Looked for where it was configured, where `make images` unpacks Debian's `dataset-fashion-mnist`
-        without root (STATE_DIR/datasets/fashion-mnist), then where that package installs it.
+        without root (STATE_DIR/datasets/fashion-mnist, and the project's default state folder, which stacks
+        with a state folder of their own, such as the tests', also use), then where that package installs it.
         """
-        for candidate in (self.fashion_mnist_dir, self.local_fashion_mnist_dir, DEBIAN_FASHION_MNIST_DIR):
+        candidates = (
+            self.fashion_mnist_dir,
+            self.local_fashion_mnist_dir,
+            DEFAULT_STATE_DIR / "datasets" / "fashion-mnist",
+            DEBIAN_FASHION_MNIST_DIR,
+        )
+        for candidate in candidates:
             if candidate is not None and (candidate / "train-images-idx3-ubyte.gz").exists():
                 return candidate
         return None
