@@ -54,13 +54,13 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-## make airflow: `airflow standalone` on the same databases; UI on http://localhost:8080.
+## make airflow: `airflow standalone` on the same databases; UI on http://127.0.0.1:8080 (PIPELINES_API_HOST).
 airflow: install
 	PIPELINES_PROFILE=$${PIPELINES_PROFILE:-demo} $(PY) -m pipelines airflow standalone
 
-## make stop: stop the embedded PostgreSQL (its data stays in .local/).
+## make stop: stop every process `make airflow` started, then the embedded PostgreSQL (its data stays in .local/).
 stop: install
-	$(PY) -m pipelines db stop
+	$(PY) -m pipelines stop
 
 clean: stop
 	rm -rf .local

@@ -140,13 +140,40 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
-    stack = _stack(settings, prepare=args.airflow_args[:1] == ["standalone"])
-    if args.airflow_args[:1] == ["standalone"]:
-        print(
-            f"Airflow UI: http://localhost:8080 (user admin; password in {settings.airflow_home}/"
-            "simple_auth_manager_passwords.json.generated)"
-        )
-    os.execvpe(sys.executable, [sys.executable, "-m", "airflow", *args.airflow_args], stack.airflow_env())
+    standalone = args.airflow_args[:1] == ["standalone"]
+    stack = _stack(settings, prepare=standalone)
+    argv = [sys.executable, "-m", "airflow", *args.airflow_args]
+    if not standalone:
+        os.execvpe(sys.executable, argv, stack.airflow_env())
+    from pipelines.processes import run_group
+    from pipelines.stack import secure_passwords_file
+
+    passwords = secure_passwords_file(settings)
+    print(
+        f"Airflow UI: http://localhost:8080, listening on {settings.api_host} (PIPELINES_API_HOST); user admin, "
+        f"password in {passwords}. `make stop` stops every process this starts."
+    )
+    return run_group(argv, stack.airflow_env(), settings.standalone_pid_file)
+
+
+def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.processes import stop
+    from pipelines.warehouse.embedded import EmbeddedPostgres
+
+    stopped = stop(settings.standalone_pid_file)
+    if stopped:
+        print(f"stopped airflow standalone: {len(stopped)} process(es)")
+        for process in stopped:
+            print(f"  {process}")
+    else:
+        print("airflow standalone: not running")
+    server = EmbeddedPostgres(settings.pgdata, settings.embedded_port)
+    if server.is_running():
+        server.stop()
+        print(f"stopped the embedded PostgreSQL in {settings.pgdata}")
+    else:
+        print("embedded PostgreSQL: not running")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="the embedded PostgreSQL server")
     db.add_argument("action", choices=["start", "stop", "status"])
     db.set_defaults(func=cmd_db)
+
+    stop = sub.add_parser("stop", help="stop every process `airflow standalone` started, then the embedded PostgreSQL")
+    stop.set_defaults(func=cmd_stop)
 
     setup = sub.add_parser("setup", help="databases, migrations, Airflow metadata, pool gpu, connection")
     setup.add_argument("--create-databases", action="store_true", help="create the external databases when missing")

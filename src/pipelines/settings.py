@@ -36,6 +36,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     ),
     "PIPELINES_SHARED_DATA_DIR": ("shared_data_dir", "real datasets for loaders and benchmarks"),
     "PIPELINES_DEVICE": ("device", "torch device for model tasks: auto, cpu or cuda[:N]"),
+    "PIPELINES_API_HOST": (
+        "api_host",
+        "address the local Airflow API server and UI listen on; 0.0.0.0 exposes them to the network",
+    ),
     "PIPELINES_PROFILE": (
         "profile",
         "production, or demo: the demo-sized model settings of pipelines.demo (make demo/airflow set it)",
@@ -60,6 +64,7 @@ class Settings:
     fashion_mnist_dir: Path | None = None
     shared_data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
     device: str = "auto"
+    api_host: str = "127.0.0.1"
     profile: str = "production"
 
     def __post_init__(self) -> None:
@@ -71,6 +76,8 @@ class Settings:
             raise ConfigError(f"PIPELINES_GPU_POOL_SLOTS must be at least 1, got {self.gpu_pool_slots}")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise ConfigError(f"PIPELINES_DEVICE must be auto, cpu or cuda[:N], got {self.device!r}")
+        if not self.api_host.strip():
+            raise ConfigError("PIPELINES_API_HOST must be an address such as 127.0.0.1 or 0.0.0.0")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +118,16 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.state_dir / "airflow"
+
+    @property
+    def airflow_passwords_file(self) -> Path:
+        """The simple auth manager's generated passwords (the admin's is printed by `make airflow`)."""
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    @property
+    def standalone_pid_file(self) -> Path:
+        """The process group of `make airflow`, for `make stop`."""
+        return self.state_dir / "airflow-standalone.pid"
 
     def fashion_mnist_path(self) -> Path | None:
         """The Fashion-MNIST folder to use, or None when the images are not installed anywhere known.
