@@ -104,7 +104,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     from pipelines import tasks
+    from pipelines.compute import set_torch_threads
 
+    if settings.torch_threads is not None:  # else torch's default: this one task may use every core
+        set_torch_threads(settings.torch_threads)
     summary = tasks.STEPS[args.step](_engine(settings), parse_date(args.date), settings, json.loads(args.params))
     print(json.dumps(summary, indent=2, default=str))
     return 0

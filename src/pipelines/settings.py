@@ -36,6 +36,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     ),
     "PIPELINES_SHARED_DATA_DIR": ("shared_data_dir", "real datasets for loaders and benchmarks"),
     "PIPELINES_DEVICE": ("device", "torch device for model tasks: auto, cpu or cuda[:N]"),
+    "PIPELINES_TORCH_THREADS": (
+        "torch_threads",
+        "torch CPU threads per task; default the cores divided by the model tasks a worker runs at once",
+    ),
     "PIPELINES_API_HOST": (
         "api_host",
         "address the local Airflow API server and UI listen on; 0.0.0.0 exposes them to the network",
@@ -64,6 +68,7 @@ class Settings:
     fashion_mnist_dir: Path | None = None
     shared_data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
     device: str = "auto"
+    torch_threads: int | None = None
     api_host: str = "127.0.0.1"
     profile: str = "production"
 
@@ -76,6 +81,8 @@ class Settings:
             raise ConfigError(f"PIPELINES_GPU_POOL_SLOTS must be at least 1, got {self.gpu_pool_slots}")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise ConfigError(f"PIPELINES_DEVICE must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError(f"PIPELINES_TORCH_THREADS must be at least 1, got {self.torch_threads}")
         if not self.api_host.strip():
             raise ConfigError("PIPELINES_API_HOST must be an address such as 127.0.0.1 or 0.0.0.0")
 
@@ -91,7 +98,7 @@ class Settings:
             raw = env.get(name, "").strip()
             if not raw:
                 continue
-            if attr in ("embedded_port", "gpu_pool_slots"):
+            if attr in ("embedded_port", "gpu_pool_slots", "torch_threads"):
                 try:
                     values[attr] = int(raw)
                 except ValueError:
