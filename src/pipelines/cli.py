@@ -121,7 +121,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.demo import DEMO_DATE
+    from pipelines.demo import DEMO_DATE, DEMO_RUN
     from pipelines.report import build_report, format_report
     from pipelines.stack import dags_test
     from pipelines.warehouse.engine import get_engine
@@ -133,7 +133,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("2/4 generating and loading the sample store")
     _load_demo_store(engine, settings)
     print(f"3/4 running marketing_daily for {DEMO_DATE} as a real Airflow DAG run (airflow dags test)")
-    code = dags_test(stack, "marketing_daily", {"business_date": DEMO_DATE.isoformat()})
+    code = dags_test(stack, **DEMO_RUN)
     print("4/4 what the run wrote\n")
     print(format_report(build_report(engine, DEMO_DATE)))
     print(f"\nartifacts: {settings.artifacts}")
