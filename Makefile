@@ -22,10 +22,14 @@ install: $(STAMP)
 # the store has no item images and the demo's generate_ad_creatives fails for want of them, so this stops first.
 # The folder is unpacked beside its final place and renamed into it: an interrupted fetch leaves no half folder.
 FASHION_DEB_DIR := /usr/share/datasets/fashion-mnist
+# Where an installed copy is looked for; `.ci/run` empties it so that CI takes a newcomer's download path.
+FASHION_SYSTEM_DIR := $(FASHION_DEB_DIR)
 FASHION_LOCAL := $(or $(PIPELINES_STATE_DIR),.local)/datasets/fashion-mnist
-FASHION_FOUND := $(wildcard $(addsuffix /train-images-idx3-ubyte.gz,$(PIPELINES_FASHION_MNIST_DIR) $(FASHION_LOCAL) $(FASHION_DEB_DIR)))
+FASHION_CANDIDATES := $(PIPELINES_FASHION_MNIST_DIR) $(FASHION_LOCAL) $(FASHION_SYSTEM_DIR)
+# Shell: the first candidate holding the images. A recipe runs it after `images`, so it sees a fresh fetch.
+FASHION_FOUND_SH := for d in $(FASHION_CANDIDATES); do [ -f $$d/train-images-idx3-ubyte.gz ] && echo $$d && break; done
 images:
-	@test -n "$(FASHION_FOUND)" || { \
+	@test -n "$$($(FASHION_FOUND_SH))" || { \
 	  mkdir -p $(dir $(FASHION_LOCAL)) && tmp=$$(mktemp -d -p $(dir $(FASHION_LOCAL))) && \
 	  (cd $$tmp && apt-get download -qq dataset-fashion-mnist 2>/dev/null) && \
 	  dpkg-deb -x $$tmp/dataset-fashion-mnist_*.deb $$tmp/root && \
@@ -38,9 +42,9 @@ images:
 demo: install images
 	PIPELINES_PROFILE=$${PIPELINES_PROFILE:-demo} $(PY) -m pipelines demo
 
-## make test: lint, format check and the whole test suite (what CI runs).
+## make test: lint, format check and the whole test suite (what CI runs), on the images `make images` found.
 test: install lint images
-	$(PY) -m pytest
+	PIPELINES_FASHION_MNIST_DIR=$$($(FASHION_FOUND_SH)) $(PY) -m pytest
 
 lint: install
 	$(PY) -m ruff check .
@@ -50,13 +54,13 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-## make airflow: `airflow standalone` on the same databases; UI on http://localhost:8080.
+## make airflow: `airflow standalone` on the same databases; UI on http://127.0.0.1:8080 (PIPELINES_API_HOST).
 airflow: install
 	PIPELINES_PROFILE=$${PIPELINES_PROFILE:-demo} $(PY) -m pipelines airflow standalone
 
-## make stop: stop the embedded PostgreSQL (its data stays in .local/).
+## make stop: stop every process `make airflow` started, then the embedded PostgreSQL (its data stays in .local/).
 stop: install
-	$(PY) -m pipelines db stop
+	$(PY) -m pipelines stop
 
 clean: stop
 	rm -rf .local

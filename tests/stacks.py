@@ -40,6 +40,8 @@ def prepared_stack(server_url: str, template: str, state_dir: Path, label: str, 
     names = (f"airflow_{label}_{suffix}", f"warehouse_{label}_{suffix}")
     airflow_url = create_database(server_url, names[0])
     warehouse_url = create_database(server_url, names[1], template)
+    # The images `make test` found (it passes PIPELINES_FASHION_MNIST_DIR), wherever the state folder is.
+    settings.setdefault("fashion_mnist_dir", Settings.from_env().fashion_mnist_dir)
     try:
         stack = Stack(
             warehouse_url=warehouse_url, airflow_db_url=airflow_url, settings=Settings(state_dir=state_dir, **settings)

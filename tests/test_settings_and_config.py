@@ -8,6 +8,7 @@ from typing import Literal
 
 import pytest
 
+from pipelines import settings as settings_module
 from pipelines.config import apply_overrides
 from pipelines.errors import ConfigError
 from pipelines.settings import Settings
@@ -51,6 +52,19 @@ def test_fashion_mnist_path_finds_the_copy_make_images_unpacks(tmp_path: Path) -
     configured.mkdir()
     (configured / "train-images-idx3-ubyte.gz").write_bytes(b"")
     assert Settings(state_dir=tmp_path, fashion_mnist_dir=configured).fashion_mnist_path() == configured
+
+
+def test_a_stack_with_its_own_state_folder_finds_the_images_make_images_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DAG tests' stacks have a temporary state folder; `make images` fills the project's default one."""
+    project_state = tmp_path / "project-state"
+    fetched = project_state / "datasets" / "fashion-mnist"
+    fetched.mkdir(parents=True)
+    (fetched / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    monkeypatch.setattr(settings_module, "DEFAULT_STATE_DIR", project_state)
+    monkeypatch.setattr(settings_module, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-system-copy")
+    assert Settings(state_dir=tmp_path / "test-state").fashion_mnist_path() == fetched
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     from pipelines import tasks
+    from pipelines.compute import set_torch_threads
 
+    if settings.torch_threads is not None:  # else torch's default: this one task may use every core
+        set_torch_threads(settings.torch_threads)
     summary = tasks.STEPS[args.step](_engine(settings), parse_date(args.date), settings, json.loads(args.params))
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -118,7 +121,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.demo import DEMO_DATE
+    from pipelines.demo import DEMO_DATE, DEMO_RUN
     from pipelines.report import build_report, format_report
     from pipelines.stack import dags_test
     from pipelines.warehouse.engine import get_engine
@@ -130,7 +133,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("2/4 generating and loading the sample store")
     _load_demo_store(engine, settings)
     print(f"3/4 running marketing_daily for {DEMO_DATE} as a real Airflow DAG run (airflow dags test)")
-    code = dags_test(stack, "marketing_daily", {"business_date": DEMO_DATE.isoformat()})
+    code = dags_test(stack, **DEMO_RUN)
     print("4/4 what the run wrote\n")
     print(format_report(build_report(engine, DEMO_DATE)))
     print(f"\nartifacts: {settings.artifacts}")
@@ -140,13 +143,40 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
-    stack = _stack(settings, prepare=args.airflow_args[:1] == ["standalone"])
-    if args.airflow_args[:1] == ["standalone"]:
-        print(
-            f"Airflow UI: http://localhost:8080 (user admin; password in {settings.airflow_home}/"
-            "simple_auth_manager_passwords.json.generated)"
-        )
-    os.execvpe(sys.executable, [sys.executable, "-m", "airflow", *args.airflow_args], stack.airflow_env())
+    standalone = args.airflow_args[:1] == ["standalone"]
+    stack = _stack(settings, prepare=standalone)
+    argv = [sys.executable, "-m", "airflow", *args.airflow_args]
+    if not standalone:
+        os.execvpe(sys.executable, argv, stack.airflow_env())
+    from pipelines.processes import run_group
+    from pipelines.stack import secure_passwords_file
+
+    passwords = secure_passwords_file(settings)
+    print(
+        f"Airflow UI: http://localhost:8080, listening on {settings.api_host} (PIPELINES_API_HOST); user admin, "
+        f"password in {passwords}. `make stop` stops every process this starts."
+    )
+    return run_group(argv, stack.airflow_env(), settings.standalone_pid_file)
+
+
+def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.processes import stop
+    from pipelines.warehouse.embedded import EmbeddedPostgres
+
+    stopped = stop(settings.standalone_pid_file)
+    if stopped:
+        print(f"stopped airflow standalone: {len(stopped)} process(es)")
+        for process in stopped:
+            print(f"  {process}")
+    else:
+        print("airflow standalone: not running")
+    server = EmbeddedPostgres(settings.pgdata, settings.embedded_port)
+    if server.is_running():
+        server.stop()
+        print(f"stopped the embedded PostgreSQL in {settings.pgdata}")
+    else:
+        print("embedded PostgreSQL: not running")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="the embedded PostgreSQL server")
     db.add_argument("action", choices=["start", "stop", "status"])
     db.set_defaults(func=cmd_db)
+
+    stop = sub.add_parser("stop", help="stop every process `airflow standalone` started, then the embedded PostgreSQL")
+    stop.set_defaults(func=cmd_stop)
 
     setup = sub.add_parser("setup", help="databases, migrations, Airflow metadata, pool gpu, connection")
     setup.add_argument("--create-databases", action="store_true", help="create the external databases when missing")

@@ -1,4 +1,5 @@
-"""Shared compute helpers for the model packages: device choice, bfloat16 support and deterministic seeds.
+"""Shared compute helpers for the model packages: device choice, bfloat16 support, deterministic seeds and
+the CPU thread budget of a task.
 
 Seeds derive from (model, business date, campaign, segment, ...) so a rerun or a backfill of a date
 regenerates the same outputs on the same hardware.
@@ -7,6 +8,7 @@ regenerates the same outputs on the same hardware.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from typing import TYPE_CHECKING
 
@@ -55,3 +57,18 @@ def native_bf16(device: torch.device) -> bool:
         return False
     capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def thread_budget(setting: int | None, concurrent_tasks: int, cores: int | None = None) -> int:
+    """Torch CPU threads for one task: `setting` when given, else this process's cores shared out among the
+    tasks that may run at once beside it, at least 1 (torch's default, all cores each, oversubscribes)."""
+    if setting is not None:
+        return setting
+    available = cores if cores is not None else len(os.sched_getaffinity(0))
+    return max(1, available // max(1, concurrent_tasks))
+
+
+def set_torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)

@@ -14,6 +14,7 @@ from pathlib import Path
 from pipelines.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".local"
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 # name -> (settings field, help). The README's configuration table mirrors this mapping.
@@ -31,10 +32,18 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "PIPELINES_GPU_POOL_SLOTS": ("gpu_pool_slots", "slots of the Airflow pool `gpu` created by set-up"),
     "PIPELINES_FASHION_MNIST_DIR": (
         "fashion_mnist_dir",
-        "folder with the Fashion-MNIST *.gz files; default the Debian package's folder",
+        "folder with the Fashion-MNIST *.gz files; default where `make images` put them",
     ),
     "PIPELINES_SHARED_DATA_DIR": ("shared_data_dir", "real datasets for loaders and benchmarks"),
     "PIPELINES_DEVICE": ("device", "torch device for model tasks: auto, cpu or cuda[:N]"),
+    "PIPELINES_TORCH_THREADS": (
+        "torch_threads",
+        "torch CPU threads per task; default the cores divided by the model tasks a worker runs at once",
+    ),
+    "PIPELINES_API_HOST": (
+        "api_host",
+        "address the local Airflow API server and UI listen on; 0.0.0.0 exposes them to the network",
+    ),
     "PIPELINES_PROFILE": (
         "profile",
         "production, or demo: the demo-sized model settings of pipelines.demo (make demo/airflow set it)",
@@ -44,7 +53,7 @@ PROFILES = ("production", "demo")
 
 
 def _default_state_dir() -> Path:
-    return PROJECT_ROOT / ".local"
+    return DEFAULT_STATE_DIR
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,8 @@ class Settings:
     fashion_mnist_dir: Path | None = None
     shared_data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
     device: str = "auto"
+    torch_threads: int | None = None
+    api_host: str = "127.0.0.1"
     profile: str = "production"
 
     def __post_init__(self) -> None:
@@ -70,6 +81,10 @@ class Settings:
             raise ConfigError(f"PIPELINES_GPU_POOL_SLOTS must be at least 1, got {self.gpu_pool_slots}")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise ConfigError(f"PIPELINES_DEVICE must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError(f"PIPELINES_TORCH_THREADS must be at least 1, got {self.torch_threads}")
+        if not self.api_host.strip():
+            raise ConfigError("PIPELINES_API_HOST must be an address such as 127.0.0.1 or 0.0.0.0")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,7 +98,7 @@ class Settings:
             raw = env.get(name, "").strip()
             if not raw:
                 continue
-            if attr in ("embedded_port", "gpu_pool_slots"):
+            if attr in ("embedded_port", "gpu_pool_slots", "torch_threads"):
                 try:
                     values[attr] = int(raw)
                 except ValueError:
@@ -111,13 +126,30 @@ class Settings:
     def airflow_home(self) -> Path:
         return self.state_dir / "airflow"
 
+    @property
+    def airflow_passwords_file(self) -> Path:
+        """The simple auth manager's generated passwords (the admin's is printed by `make airflow`)."""
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    @property
+    def standalone_pid_file(self) -> Path:
+        """The process group of `make airflow`, for `make stop`."""
+        return self.state_dir / "airflow-standalone.pid"
+
     def fashion_mnist_path(self) -> Path | None:
         """The Fashion-MNIST folder to use, or None when the images are not installed anywhere known.
 
         Looked for where it was configured, where `make images` unpacks Debian's `dataset-fashion-mnist`
-        without root (STATE_DIR/datasets/fashion-mnist), then where that package installs it.
+        without root (STATE_DIR/datasets/fashion-mnist, and the project's default state folder, which stacks
+        with a state folder of their own, such as the tests', also use), then where that package installs it.
         """
-        for candidate in (self.fashion_mnist_dir, self.local_fashion_mnist_dir, DEBIAN_FASHION_MNIST_DIR):
+        candidates = (
+            self.fashion_mnist_dir,
+            self.local_fashion_mnist_dir,
+            DEFAULT_STATE_DIR / "datasets" / "fashion-mnist",
+            DEBIAN_FASHION_MNIST_DIR,
+        )
+        for candidate in candidates:
             if candidate is not None and (candidate / "train-images-idx3-ubyte.gz").exists():
                 return candidate
         return None

@@ -56,6 +56,9 @@ class Stack:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": env.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                # A local UI by default: the simple auth manager's passwords are plain text in AIRFLOW_HOME.
+                "AIRFLOW__API__HOST": self.settings.api_host,
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.settings.airflow_passwords_file),
                 # The settings the tasks need travel with the environment of every Airflow process.
                 "PIPELINES_STATE_DIR": str(self.settings.state_dir),
                 "PIPELINES_ARTIFACTS_DIR": str(self.settings.artifacts),
@@ -112,6 +115,18 @@ def prepare(stack: Stack) -> list[str]:
     )
     log.info("Airflow metadata migrated; pool %s has %s slot(s); connection %s set", GPU_POOL, slots, CONNECTION_ID)
     return applied
+
+
+def secure_passwords_file(settings: Settings) -> Path:
+    """Create the generated-passwords file readable by its owner only; Airflow would create it 0644.
+
+    Airflow rewrites the file in place, so the mode set here is kept; an older, wider file is narrowed.
+    """
+    path = settings.airflow_passwords_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    return path
 
 
 def airflow_conn_uri(warehouse_url: str) -> str:
