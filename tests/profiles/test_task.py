@@ -65,12 +65,12 @@ def test_run_writes_profiles_and_segments_and_registers_a_champion(store: Engine
     metrics = summary["metrics"]
     assert set(metrics) == {"candidate", "popularity", "ease"}
     # Tastes are strong in this store: the VAE must beat popularity clearly.
-    assert metrics["candidate"]["ndcg_at_100"] > 1.3 * metrics["popularity"]["ndcg_at_100"]
+    assert metrics["candidate"]["ndcg@100"] > 1.3 * metrics["popularity"]["ndcg@100"]
 
     champion = registry.champion(store, MODEL_NAME)
     assert champion is not None and champion.version == summary["candidate_version"]
     assert champion.protocol["eval_users"] == summary["eval_users"] > 0
-    assert {"ndcg_at_100", "recall_at_20", "popularity_ndcg_at_100", "ease_ndcg_at_100"} <= set(champion.metrics)
+    assert {"ndcg@100", "recall@20", "popularity_ndcg@100", "ease_ndcg@100"} <= set(champion.metrics)
     assert Path(str(summary["loss_curve"])).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(champion.artifact_path).parent == registry.artifact_dir(settings.artifacts, MODEL_NAME, DAY)
 
@@ -141,7 +141,7 @@ def test_a_worse_candidate_is_rejected_and_the_champion_writes_the_outputs(store
     assert second["candidate_status"] == "rejected"
     assert second["champion_version"] == first["candidate_version"]
     metrics = second["metrics"]  # the champion was re-scored on the candidate's split
-    assert metrics["champion"]["ndcg_at_100"] > metrics["candidate"]["ndcg_at_100"] + CONFIG.promotion_tolerance
+    assert metrics["champion"]["ndcg@100"] > metrics["candidate"]["ndcg@100"] + CONFIG.promotion_tolerance
     assert set(_profiles(store, day2)["model_version"]) == {first["candidate_version"]}
     forced = run(store, day2, settings, weak, force_promote=True)
     assert forced["candidate_status"] == "champion"

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pipelines.errors import ConfigError
 
 MODEL_NAME = "user_profile_vae"
+# What every evaluation reports (pipelines.ranking names); the promotion metric is one of them.
+METRICS = ("recall@20", "recall@50", "ndcg@100")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class ProfileConfig:
     encode_batch_size: int = 4096
     # Champion/challenger (the rule the recommender uses too): the candidate is promoted when its metric on
     # today's split is not worse than the champion's, re-scored on the same split, by more than the tolerance.
-    promotion_metric: str = "ndcg_at_100"
+    promotion_metric: str = "ndcg@100"
     promotion_tolerance: float = 0.002
 
     def __post_init__(self) -> None:
@@ -92,6 +94,8 @@ class ProfileConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"ProfileConfig out of range: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+        if self.promotion_metric not in METRICS:
+            raise ConfigError(f"ProfileConfig.promotion_metric must be one of {METRICS}, got {self.promotion_metric!r}")
         if min(self.weight_view, self.weight_cart, self.weight_purchase) < 0:
             raise ConfigError("ProfileConfig event weights must be >= 0")
 

@@ -211,7 +211,7 @@ def _load(run: Any) -> tuple[MultVAE, np.ndarray]:
 
 
 def _flat_metrics(scores: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The candidate's metrics under their own names, the others prefixed (popularity_ndcg_at_100, ...)."""
+    """The candidate's metrics under their own names, the others prefixed (popularity_ndcg@100, ...)."""
     flat = dict(scores["candidate"])
     for who, metrics in scores.items():
         if who != "candidate":
