@@ -246,7 +246,7 @@ def scale(
 def vae_shape(config: ProfileConfig) -> str:
     from pipelines.profiles.model import VAEConfig
 
-    return VAEConfig(0, config.hidden_dim, config.latent_dim, decoder_hidden=config.decoder_hidden).shape
+    return VAEConfig.from_task_config(config, 0).shape
 
 
 def time_batches(matrix: sp.csr_matrix, config: ProfileConfig, device: torch.device, limit: int) -> list[float]:
@@ -260,10 +260,7 @@ def time_batches(matrix: sp.csr_matrix, config: ProfileConfig, device: torch.dev
 
     seed = derive_seed("bench_profiles", "scale")
     torch.manual_seed(seed)
-    vae_config = VAEConfig(
-        matrix.shape[1], config.hidden_dim, config.latent_dim, config.input_dropout, config.decoder_hidden
-    )
-    model = MultVAE(vae_config).to(device)
+    model = MultVAE(VAEConfig.from_task_config(config, matrix.shape[1])).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
     order = np.random.default_rng(seed).permutation(matrix.shape[0])
     total = -(-matrix.shape[0] // config.batch_size)

@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import torch
 
+from pipelines.recs.config import RecsConfig
 from pipelines.recs.model import SASRec, SASRecConfig, attention_mask, grow_items
+
+TINY = {"max_len": 8, "hidden": 16, "blocks": 2, "heads": 2, "dropout": 0.0, "repeat_bias": False}
+
+
+def _config(n_items: int = 30, **overrides: object) -> SASRecConfig:
+    return SASRecConfig.from_task_config(RecsConfig(**(TINY | overrides)), n_items)  # type: ignore[arg-type]
 
 
 def _model(**overrides: object) -> SASRec:
     torch.manual_seed(0)
-    cfg = SASRecConfig(n_items=30, max_len=8, hidden=16, blocks=2, heads=2, dropout=0.0, **overrides)
-    return SASRec(cfg).eval()
+    return SASRec(_config(**overrides)).eval()
+
+
+def test_the_network_follows_the_task_config() -> None:
+    cfg = SASRecConfig.from_task_config(RecsConfig(), n_items=5)
+    task = RecsConfig()
+    assert (cfg.max_len, cfg.hidden, cfg.blocks, cfg.heads, cfg.dropout, cfg.norm_first, cfg.repeat_bias) == (
+        task.max_len, task.hidden, task.blocks, task.heads, task.dropout, task.norm_first, task.repeat_bias,
+    )  # fmt: skip
+    assert SASRecConfig(**cfg.to_dict()) == cfg
+
+
+def test_a_checkpoint_saved_before_the_repeat_bias_rebuilds_without_it() -> None:
+    saved = _config().to_dict()
+    del saved["repeat_bias"]
+    assert SASRec(SASRecConfig(**saved)).repeat is None
 
 
 def test_shapes_of_encode_score_and_loss() -> None:
@@ -53,7 +74,7 @@ def test_attention_mask_is_causal_and_never_empty() -> None:
 
 def test_overfits_a_tiny_batch() -> None:
     torch.manual_seed(0)
-    model = SASRec(SASRecConfig(n_items=12, max_len=6, hidden=32, blocks=1, heads=1, dropout=0.0))
+    model = SASRec(_config(12, max_len=6, hidden=32, blocks=1, heads=1))
     inputs = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
     targets = torch.tensor([[2, 3, 4, 5, 6], [7, 8, 9, 10, 11]])
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -72,7 +93,7 @@ def test_grow_items_keeps_old_rows_and_adds_fresh_ones() -> None:
     grown = grow_items(model.state_dict(), 35, seed=1)
     assert grown["item_emb.weight"].shape == (36, 16)
     torch.testing.assert_close(grown["item_emb.weight"][:31], model.state_dict()["item_emb.weight"])
-    bigger = SASRec(SASRecConfig(n_items=35, max_len=8, hidden=16, blocks=2, heads=2, dropout=0.0))
+    bigger = SASRec(_config(35))
     bigger.load_state_dict(grown)
 
 
@@ -131,7 +152,7 @@ def test_repeat_bias_enters_full_and_sampled_softmax_losses() -> None:
 
 def test_repeat_bias_learns_that_history_items_do_not_come_back() -> None:
     torch.manual_seed(0)
-    model = SASRec(SASRecConfig(n_items=40, max_len=6, hidden=16, blocks=1, dropout=0.0, repeat_bias=True))
+    model = SASRec(_config(40, max_len=6, blocks=1, heads=1, repeat_bias=True))
     inputs = torch.randint(1, 41, (64, 5))
     targets = torch.randint(1, 41, (64, 5))
     fresh = (targets.unsqueeze(2) != inputs.unsqueeze(1)).all(2)  # target not among the items so far

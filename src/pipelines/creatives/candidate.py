@@ -27,8 +27,9 @@ from pipelines.creatives.classifier import ClassifierSpec, ImageClassifier, trai
 from pipelines.creatives.config import MODEL_NAME, CreativesConfig
 from pipelines.creatives.data import ImageSet, holdout_mask, load_item_images, stratified_sample
 from pipelines.creatives.evaluate import evaluate
+from pipelines.creatives.gan import GanSpec
 from pipelines.creatives.plots import plot_training_curves
-from pipelines.creatives.train import GanState, new_state, run_key, spec_for, train_gan, uses_bf16, warm_start_weights
+from pipelines.creatives.train import GanState, new_state, run_key, train_gan, uses_bf16, warm_start_weights
 from pipelines.errors import DataError
 from pipelines.registry import (
     ModelRun,
@@ -135,7 +136,7 @@ def train_candidate(
     gan_train = train.subset(stratified_sample(train, config.max_train_images))
     classifier = _classifier(data, train, config, artifacts, device)
 
-    spec = spec_for(config, len(data.classes))
+    spec = GanSpec.from_task_config(config, len(data.classes))
     seed = derive_seed(MODEL_NAME, as_of, "train")
     state = new_state(spec, config, seed, device)
     current = champion(engine, MODEL_NAME)

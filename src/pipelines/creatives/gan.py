@@ -15,29 +15,47 @@ class rather than per group of images, so that a generator drawing one prototype
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+if TYPE_CHECKING:
+    from pipelines.creatives.config import CreativesConfig
+
 
 @dataclass(frozen=True)
 class GanSpec:
-    """Everything needed to rebuild the pair from a checkpoint alone."""
+    """Everything needed to rebuild the pair from a checkpoint alone.
+
+    New models come from `from_task_config`: CreativesConfig holds the one set of defaults.
+    """
 
     n_classes: int
-    image_size: int = 28
-    image_channels: int = 1
-    z_dim: int = 64
-    g_channels: int = 16
-    d_channels: int = 16
-    # The discriminator sees each class's spread in the batch. False by default: artifacts saved before the
-    # field existed were trained without it (CreativesConfig turns it on for new runs).
-    minibatch_stddev: bool = False
-    # An auxiliary class head on the discriminator's features (False for artifacts saved before it existed).
-    class_head: bool = False
+    image_size: int
+    image_channels: int
+    z_dim: int
+    g_channels: int
+    d_channels: int
+    # Absent from artifacts saved before these settings existed: those models were built without them.
+    minibatch_stddev: bool = False  # the discriminator sees each class's spread in the batch
+    class_head: bool = False  # an auxiliary class head on the discriminator's features
+
+    @classmethod
+    def from_task_config(cls, config: CreativesConfig, n_classes: int) -> GanSpec:
+        """The pair a run of `config` trains on `n_classes` categories."""
+        return cls(
+            n_classes=n_classes,
+            image_size=config.image_size,
+            image_channels=config.image_channels,
+            z_dim=config.z_dim,
+            g_channels=config.g_channels,
+            d_channels=config.d_channels,
+            minibatch_stddev=config.minibatch_stddev,
+            class_head=config.class_loss_weight > 0,
+        )
 
     def __post_init__(self) -> None:
         if self.image_size % 4:

@@ -61,20 +61,6 @@ class GanState:
         }
 
 
-def spec_for(config: CreativesConfig, n_classes: int) -> GanSpec:
-    """The model a run of `config` trains on `n_classes` categories."""
-    return GanSpec(
-        n_classes,
-        config.image_size,
-        config.image_channels,
-        config.z_dim,
-        config.g_channels,
-        config.d_channels,
-        config.minibatch_stddev,
-        class_head=config.class_loss_weight > 0,
-    )
-
-
 def new_state(spec: GanSpec, config: CreativesConfig, seed: int, device: torch.device) -> GanState:
     torch.manual_seed(seed)
     # Channels-last weights make oneDNN (CPU) and cuDNN (tensor cores) pick their faster NHWC kernels:
@@ -222,7 +208,7 @@ def train_gan(
     if class_weight and state.discriminator.classify is None:
         raise ConfigError(
             f"CreativesConfig.class_loss_weight is {class_weight} but the discriminator has no class head: "
-            "build the model with spec_for(config, n_classes)"
+            "build the model with GanSpec.from_task_config(config, n_classes)"
         )
     resumed_at = state.step if _try_resume(state, checkpoint, key, device) else None
     if resumed_at is None:

@@ -15,22 +15,41 @@ epoch costs about half on CPU, and on Amazon Beauty it scored as well per epoch 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from pipelines.profiles.config import ProfileConfig
+
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """What rebuilds the network: saved in every checkpoint."""
+    """What rebuilds the network: saved in every checkpoint.
+
+    New models come from `from_task_config`: ProfileConfig holds the one set of defaults.
+    """
 
     n_items: int
-    hidden_dim: int = 600
-    latent_dim: int = 200
-    input_dropout: float = 0.5
-    # [I-h-l-h-I] as in the paper; False: [I-h-l-I]. True by default so older checkpoints still rebuild.
+    hidden_dim: int
+    latent_dim: int
+    input_dropout: float
+    # [I-h-l-h-I] as in the paper; False: [I-h-l-I]. Absent from checkpoints saved before the setting
+    # existed: those models had the paper's hidden decoder layer.
     decoder_hidden: bool = True
+
+    @classmethod
+    def from_task_config(cls, config: ProfileConfig, n_items: int) -> VAEConfig:
+        """The network a run of `config` trains over `n_items` items."""
+        return cls(
+            n_items=n_items,
+            hidden_dim=config.hidden_dim,
+            latent_dim=config.latent_dim,
+            input_dropout=config.input_dropout,
+            decoder_hidden=config.decoder_hidden,
+        )
 
     @property
     def shape(self) -> str:

@@ -19,24 +19,46 @@ learned positional embedding means "k steps before now".
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from pipelines.recs.config import RecsConfig
+
 
 @dataclass(frozen=True)
 class SASRecConfig:
-    """What it takes to rebuild the network (saved in every checkpoint)."""
+    """What it takes to rebuild the network (saved in every checkpoint).
+
+    New models come from `from_task_config`: RecsConfig holds the one set of defaults.
+    """
 
     n_items: int  # catalogue size; embedding rows are n_items + 1 (row 0 = padding)
-    max_len: int = 50
-    hidden: int = 64
-    blocks: int = 2
-    heads: int = 1
-    dropout: float = 0.5
-    norm_first: bool = True
-    repeat_bias: bool = False  # False keeps checkpoints saved before the setting existed loadable
+    max_len: int
+    hidden: int
+    blocks: int
+    heads: int
+    dropout: float
+    norm_first: bool
+    # Absent from checkpoints saved before the setting existed: those models were built without it.
+    repeat_bias: bool = False
+
+    @classmethod
+    def from_task_config(cls, config: RecsConfig, n_items: int) -> SASRecConfig:
+        """The network a run of `config` trains over `n_items` items."""
+        return cls(
+            n_items=n_items,
+            max_len=config.max_len,
+            hidden=config.hidden,
+            blocks=config.blocks,
+            heads=config.heads,
+            dropout=config.dropout,
+            norm_first=config.norm_first,
+            repeat_bias=config.repeat_bias,
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
