@@ -65,7 +65,6 @@ class CreativesConfig:
     class_loss_weight: float = 0.1
     checkpoint_every: int = 500
     log_every: int = 250
-    max_train_images: int = 0  # 0: every training image; else a stratified, seeded subsample
     warm_start: bool = True
     # Evaluation: a held-out share of the real images, never seen by the classifier or the GAN.
     holdout_fraction: float = 0.15

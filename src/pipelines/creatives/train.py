@@ -139,7 +139,7 @@ def run_key(spec: GanSpec, config: CreativesConfig, seed: int, data_fingerprint:
         "consistency": config.consistency_weight,
         "class_loss": config.class_loss_weight,
         "precision": config.mixed_precision,
-        "images": [config.max_train_images, config.holdout_fraction],
+        "holdout": config.holdout_fraction,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 

@@ -100,10 +100,9 @@ def _autocast(device: torch.device) -> torch.autocast:
 
 
 def _optimizer(model: SASRec, config: RecsConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
+    return torch.optim.Adam(
         model.parameters(),
         lr=config.learning_rate,
-        weight_decay=config.weight_decay,
         betas=(0.9, 0.98),
         fused=True,  # one kernel for all parameters: the per-tensor loop dominated small CPU steps
     )
@@ -139,7 +138,7 @@ def _epoch(
     for rows in _batches(seqs, config.batch_size, rng):
         inputs, targets, weights = _tensors(seqs, rows, config.max_len, device)
         with _autocast(device):
-            loss = model.loss(inputs, targets, weights, config.negatives)
+            loss = model.loss(inputs, targets, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
