@@ -91,8 +91,7 @@ def upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     Each output pixel of the nearest upsampling sees only 2x2 distinct input pixels, so the 3x3 taps fold
     into [w0, w0 + w1, w1 + w2, w2] along each axis: 16 multiply-adds per input pixel and channel pair
     instead of 36, and no upsampled copy. The parameters stay those of the 3x3 conv (checkpoints load as
-    before). A 96-channel generator block pair took 81 ms instead of 134 ms forward and backward on 2 AMD Zen 4
-    cores; on 2 cores of an Intel machine with AMX whole training steps timed the same with either form.
+    before). Timings: docs/model-notes.md.
     """
     if weight.shape[-2:] != (3, 3):  # the folding below is exact for 3x3 kernels only
         raise ValueError(f"upsample_conv2d folds a 3x3 kernel, got {tuple(weight.shape[-2:])}")
@@ -145,8 +144,7 @@ class MinibatchStddev(nn.Module):
     After Karras et al. (ProGAN, ICLR 2018, sec. 3), but grouped by class: a per-image discriminator
     cannot see that every fake of a class is the same image, and ProGAN's class-blind groups cannot
     either in a conditional GAN, because a group of mixed classes is as spread out with one prototype
-    per class as with real images (pixel stddev in one batch of 64 from the collapsed generator: groups of
-    4 mixed classes 0.405, real 0.405; same class 0.07, real 0.33). An image alone in its class gets ~0.
+    per class as with real images (docs/model-notes.md). An image alone in its class gets ~0.
     """
 
     def __init__(self, n_classes: int) -> None:

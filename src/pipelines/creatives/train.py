@@ -63,9 +63,7 @@ class GanState:
 
 def new_state(spec: GanSpec, config: CreativesConfig, seed: int, device: torch.device) -> GanState:
     torch.manual_seed(seed)
-    # Channels-last weights make oneDNN (CPU) and cuDNN (tensor cores) pick their faster NHWC kernels:
-    # a 64/32 bfloat16 step on 2 cores took 181 ms against 251 ms (240-265 against 298 ms with passive OpenMP
-    # waits; docs/benchmarks.md).
+    # Channels-last weights make oneDNN (CPU) and cuDNN (tensor cores) pick their faster NHWC kernels.
     generator = Generator(spec).to(device, memory_format=torch.channels_last)
     discriminator = Discriminator(spec).to(device, memory_format=torch.channels_last)
     ema = copy.deepcopy(generator).eval()
@@ -250,7 +248,7 @@ def train_gan(
         state.opt_d.step()
 
         # The generator step needs the discriminator's input gradients only: frozen, its weight gradients
-        # (discarded by the next zero_grad anyway) are not computed (a 96/32 step: 184 against 195 ms).
+        # (discarded by the next zero_grad anyway) are not computed.
         with frozen(d):
             with autocast:
                 fake_logits_g, fake_class_loss = _critic(d, diff_augment(fake, policy), y, class_weight)

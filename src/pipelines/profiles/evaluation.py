@@ -100,9 +100,7 @@ def ease_weights(train: sp.csr_matrix, lam: float) -> np.ndarray:
     """EASE item-item weights B [n_items, n_items]: B = I - P diagMat(1/diag(P)), P = (X'X + lam I)^-1.
 
     P comes from a float32 Cholesky factorisation (X'X + lam I is symmetric positive definite): half the
-    flops of a general inverse, each twice as fast as in float64. On Beauty's 12k items it took 174 s
-    against 400 s for float64 `np.linalg.inv` on the same loaded cores, with the same validation metrics
-    to four digits (weights within 1e-7).
+    flops of a general inverse at the same metrics (docs/model-notes.md).
     """
     started = time.perf_counter()
     binary = (train > 0).astype(np.float32)

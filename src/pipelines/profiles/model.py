@@ -8,8 +8,8 @@ Deliberate deviations: the first encoder layer is an `nn.EmbeddingBag` (sum of w
 fed straight from CSR rows, which is the same linear map as the paper's dense layer but never builds the
 [batch, n_items] input. Only the decoder's logits are dense, one batch at a time. With
 `decoder_hidden=False` the decoder is one linear map [latent -> items] (as in RecVAE, Shenbin et al.,
-WSDM 2020): the output layer, most of an update's flops, is then latent- rather than hidden-wide, so an
-epoch costs about half on CPU, and on Amazon Beauty it scored as well per epoch (docs/benchmarks.md).
+WSDM 2020): the output layer, most of an update's flops, is then latent- rather than hidden-wide, which
+halves an epoch's cost at the same quality (docs/model-notes.md).
 """
 
 from __future__ import annotations
