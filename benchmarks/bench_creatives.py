@@ -43,10 +43,11 @@ from pipelines.config import apply_overrides
 from pipelines.creatives.classifier import ClassifierSpec, accuracy, predict, train_classifier
 from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.evaluate import evaluate, sample_generator
+from pipelines.creatives.gan import GanSpec
 from pipelines.creatives.metrics import frechet_distance, precision_recall, within_class_spread
 from pipelines.creatives.plots import plot_training_curves
 from pipelines.creatives.select import to_uint8
-from pipelines.creatives.train import new_state, run_key, spec_for, train_gan, uses_bf16
+from pipelines.creatives.train import new_state, run_key, train_gan, uses_bf16
 from pipelines.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("bench_creatives")
@@ -199,7 +200,7 @@ def main() -> None:
             log.info("full evaluation at step %d: %s", state.step, json.dumps(evaluations[state.step]))
         return figures
 
-    gan_spec = spec_for(config, len(CLASSES))
+    gan_spec = GanSpec.from_task_config(config, len(CLASSES))
     state = new_state(gan_spec, config, seed=args.seed, device=device)
     checkpoint = out / f"bench-checkpoint-{int(time.time())}.pt"
     stats = train_gan(

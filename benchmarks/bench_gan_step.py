@@ -28,7 +28,8 @@ import torch
 from common import hardware
 from pipelines.config import apply_overrides
 from pipelines.creatives.config import CreativesConfig
-from pipelines.creatives.train import new_state, spec_for, train_gan
+from pipelines.creatives.gan import GanSpec
+from pipelines.creatives.train import new_state, train_gan
 
 N_CLASSES = 10
 CPU = torch.device("cpu")
@@ -41,7 +42,7 @@ def ms_per_step(overrides: dict[str, object], warmup: int, steps: int, scratch: 
     size = config.image_size
     images = torch.rand(4096, config.image_channels, size, size, generator=gen) * 2 - 1  # [n, c, h, w]
     labels = torch.arange(4096) % N_CLASSES
-    state = new_state(spec_for(config, N_CLASSES), config, seed=0, device=CPU)
+    state = new_state(GanSpec.from_task_config(config, N_CLASSES), config, seed=0, device=CPU)
     checkpoint = scratch / "step.pt"
 
     def train(until: int) -> None:

@@ -50,7 +50,6 @@ log = logging.getLogger("bench_profiles")
 
 DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
 SECTION = "## User-profile VAE (bench_profiles.py)"
-METRICS = ("recall_at_20", "recall_at_50", "ndcg_at_100")
 
 
 def beauty(folder: Path) -> sp.csr_matrix:
@@ -137,7 +136,7 @@ def benchmark(
     def keep_best(epoch: int, model: MultVAE) -> None:
         if epoch % eval_every and epoch != config.epochs:
             return
-        ndcg = ranking_metrics(lambda rows: score_rows(model, rows, device), valid)["ndcg_at_100"]
+        ndcg = ranking_metrics(lambda rows: score_rows(model, rows, device), valid)["ndcg@100"]
         log.info("%s VAE epoch %d: validation NDCG@100 %.4f", name, epoch, ndcg)
         if ndcg > best["ndcg"]:  # type: ignore[operator]
             best.update(ndcg=ndcg, epoch=epoch, state=copy.deepcopy(model.state_dict()))
@@ -155,7 +154,7 @@ def benchmark(
     chosen, best_ndcg, best_weights = 0.0, -1.0, np.empty(0)
     for lam in lambdas:
         weights = ease_weights(train_matrix, lam)
-        ndcg = ranking_metrics(linear_scorer(weights), valid)["ndcg_at_100"]
+        ndcg = ranking_metrics(linear_scorer(weights), valid)["ndcg@100"]
         log.info("%s EASE lambda %.0f: validation NDCG@100 %.4f", name, lam, ndcg)
         if ndcg > best_ndcg:
             chosen, best_ndcg, best_weights = lam, ndcg, weights
@@ -188,7 +187,7 @@ def truncated_ease_ndcg(weights: np.ndarray, ranks: tuple[int, ...], valid: Spli
     figures = {}
     for k in ranks:
         truncated = ((u[:, :k] * s[:k]) @ v[:, :k].T).numpy()  # [n_items, n_items], rank k
-        figures[k] = ranking_metrics(linear_scorer(truncated), valid)["ndcg_at_100"]
+        figures[k] = ranking_metrics(linear_scorer(truncated), valid)["ndcg@100"]
         log.info("EASE weights cut to rank %d: validation NDCG@100 %.4f", k, figures[k])
     log.info("truncated EASE: %d ranks in %.0f s", len(ranks), time.perf_counter() - started)
     return figures
@@ -247,7 +246,7 @@ def scale(
 def vae_shape(config: ProfileConfig) -> str:
     from pipelines.profiles.model import VAEConfig
 
-    return VAEConfig(0, config.hidden_dim, config.latent_dim, decoder_hidden=config.decoder_hidden).shape
+    return VAEConfig.from_task_config(config, 0).shape
 
 
 def time_batches(matrix: sp.csr_matrix, config: ProfileConfig, device: torch.device, limit: int) -> list[float]:
@@ -261,10 +260,7 @@ def time_batches(matrix: sp.csr_matrix, config: ProfileConfig, device: torch.dev
 
     seed = derive_seed("bench_profiles", "scale")
     torch.manual_seed(seed)
-    vae_config = VAEConfig(
-        matrix.shape[1], config.hidden_dim, config.latent_dim, config.input_dropout, config.decoder_hidden
-    )
-    model = MultVAE(vae_config).to(device)
+    model = MultVAE(VAEConfig.from_task_config(config, matrix.shape[1])).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
     order = np.random.default_rng(seed).permutation(matrix.shape[0])
     total = -(-matrix.shape[0] // config.batch_size)
@@ -326,13 +322,13 @@ def markdown_real(
             }
             lines.append(
                 f"| {r.dataset} | {r.users:,} x {r.items:,} ({r.interactions:,}) | {r.test_users:,} | "
-                f"{model}{note.get(model, '')} | {m['recall_at_20']:.4f} | {m['recall_at_50']:.4f} | "
-                f"{m['ndcg_at_100']:.4f} | {seconds[model]:.0f} |"
+                f"{model}{note.get(model, '')} | {m['recall@20']:.4f} | {m['recall@50']:.4f} | "
+                f"{m['ndcg@100']:.4f} | {seconds[model]:.0f} |"
             )
     lines += ["", "Against the targets (VAE NDCG@100 >= 2x popularity, within 5% of EASE or better, "
               "training < 10 min on 2 cores):", ""]  # fmt: skip
     for r in results:
-        vae, pop, ease = (r.metrics[m]["ndcg_at_100"] for m in ("Mult-VAE", "popularity", "EASE"))
+        vae, pop, ease = (r.metrics[m]["ndcg@100"] for m in ("Mult-VAE", "popularity", "EASE"))
         lines.append(
             f"- {r.dataset}: VAE / popularity = {vae / pop:.2f}x; VAE vs EASE {100 * (vae / ease - 1):+.1f}%; "
             f"training {r.seconds['vae_train'] / 60:.1f} min for {r.chosen['epochs_trained']} epochs including the "

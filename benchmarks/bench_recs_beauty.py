@@ -33,7 +33,7 @@ from common import ROOT, replace_section
 from pipelines.compute import derive_seed, seed_everything, select_device
 from pipelines.config import apply_overrides
 from pipelines.profiles.evaluation import ease_weights
-from pipelines.recs.baselines import popularity
+from pipelines.ranking import popularity
 from pipelines.recs.config import RecsConfig
 from pipelines.recs.metrics import batched, evaluate
 from pipelines.recs.sequences import LeaveOneOut, Sequences, from_lists, leave_one_out, pad_left
@@ -96,7 +96,7 @@ def run_baselines(split: LeaveOneOut, n_items: int, skip_ease: bool) -> dict[str
     results: dict[str, dict] = {}
     fit = split.train_valid
     tick = time.perf_counter()
-    pop = popularity(fit, n_items)
+    pop = popularity(fit.items, n_items + 1, fit.weights)
     results["popularity"] = both(split.test_input, split.test_target, lambda r: np.tile(pop, (len(r), 1)), n_items)
     results["popularity"]["seconds"] = time.perf_counter() - tick
     log.info("popularity: %s", results["popularity"]["kept"])

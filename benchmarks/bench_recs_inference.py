@@ -35,9 +35,8 @@ from common import free_port, replace_section
 from pipelines.compute import select_device
 from pipelines.recs.config import RecsConfig
 from pipelines.recs.infer import aligned, model_topk, popularity_topk, ranking
-from pipelines.recs.model import SASRec
+from pipelines.recs.model import SASRec, SASRecConfig
 from pipelines.recs.sequences import ItemVocab, from_events
-from pipelines.recs.train import model_config
 from pipelines.sources.config import StoreConfig
 from pipelines.sources.generator import generate_events
 from pipelines.sources.world import build_world
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     popular = ranking(weights.groupby(events["item_id"]).sum(), config.top_k)
     prepare_s = time.perf_counter() - tick
     torch.manual_seed(0)
-    model = SASRec(model_config(config, vocab.size)).to(device)
+    model = SASRec(SASRecConfig.from_task_config(config, vocab.size)).to(device)
     del events
 
     with tempfile.TemporaryDirectory() as folder:

@@ -15,13 +15,18 @@ from pipelines.creatives.candidate import _warm_start
 from pipelines.creatives.config import MODEL_NAME, CreativesConfig
 from pipelines.creatives.data import ImageSet
 from pipelines.creatives.gan import Discriminator, GanSpec
-from pipelines.creatives.train import GanState, new_state, run_key, spec_for, train_gan
+from pipelines.creatives.train import GanState, new_state, run_key, train_gan
 from pipelines.errors import ConfigError
 from pipelines.registry import ModelRun
 from tests.creatives.store import CATEGORIES, DAY, SIZE, TINY, shape
 
 CPU = torch.device("cpu")
-SPEC = GanSpec(n_classes=3, image_size=SIZE, z_dim=8, g_channels=8, d_channels=8, class_head=True)
+SPEC = GanSpec.from_task_config(
+    CreativesConfig(
+        image_size=SIZE, z_dim=8, g_channels=8, d_channels=8, minibatch_stddev=False, class_loss_weight=0.1
+    ),
+    n_classes=3,
+)
 WITHOUT_HEAD = dataclasses.replace(TINY, class_loss_weight=0.0)
 
 
@@ -51,11 +56,11 @@ def test_the_class_head_is_built_only_when_the_spec_asks_and_is_spectrally_norma
 
 
 def test_the_config_turns_the_head_on_and_bad_weights_or_a_headless_pair_are_refused(tmp_path: Path) -> None:
-    assert not spec_for(WITHOUT_HEAD, 3).class_head
-    assert spec_for(dataclasses.replace(TINY, class_loss_weight=0.5), 3).class_head
+    assert not GanSpec.from_task_config(WITHOUT_HEAD, 3).class_head
+    assert GanSpec.from_task_config(dataclasses.replace(TINY, class_loss_weight=0.5), 3).class_head
     with pytest.raises(ConfigError, match="class_loss_weight"):
         CreativesConfig(class_loss_weight=-0.1)
-    headless = new_state(spec_for(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=1, device=CPU)
+    headless = new_state(GanSpec.from_task_config(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=1, device=CPU)
     images, labels = _shapes(per_class=4)
     with pytest.raises(ConfigError, match="no class head"):
         train_gan(
@@ -90,13 +95,13 @@ def test_the_head_learns_real_categories_and_the_generator_is_pulled_towards_the
 def test_a_champion_without_the_head_warm_starts_a_run_with_one_all_but_the_head() -> None:
     images, labels = _shapes(per_class=4)
     data = ImageSet(images, labels, CATEGORIES, tuple(range(len(labels))), "fp")
-    trained = new_state(spec_for(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=2, device=CPU)
+    trained = new_state(GanSpec.from_task_config(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=2, device=CPU)
     older = trained.payload() | {"classes": list(CATEGORIES)}
     older["spec"] = {k: v for k, v in older["spec"].items() if k != "class_head"}  # saved before the field
     champion = ModelRun(MODEL_NAME, "v1", DAY, "champion", {}, {}, {}, None, None)
 
     def start(config: CreativesConfig, payload: dict) -> tuple[GanState, str | None]:
-        state = new_state(spec_for(config, 3), config, seed=1, device=CPU)
+        state = new_state(GanSpec.from_task_config(config, 3), config, seed=1, device=CPU)
         return state, _warm_start(None, DAY, state, champion, payload, data, config)[0]  # type: ignore[arg-type]
 
     same, version = start(WITHOUT_HEAD, older)

@@ -10,7 +10,8 @@ import torch
 
 from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.consistency import consistency_penalty, shift
-from pipelines.creatives.train import new_state, run_key, spec_for, train_gan
+from pipelines.creatives.gan import GanSpec
+from pipelines.creatives.train import new_state, run_key, train_gan
 from pipelines.errors import ConfigError
 from tests.creatives.store import TINY
 
@@ -59,7 +60,7 @@ def test_consistency_penalty_is_zero_for_a_shift_invariant_critic_and_positive_o
 
 
 def test_consistency_regularisation_changes_the_discriminator_step_and_the_run_key(tmp_path: Path) -> None:
-    spec = spec_for(TINY, 3)
+    spec = GanSpec.from_task_config(TINY, 3)
     gen = torch.Generator().manual_seed(1)
     images, labels = torch.rand(48, 1, 8, 8, generator=gen) * 2 - 1, torch.arange(48) % 3
     cpu = torch.device("cpu")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
+from pipelines.creatives.config import CreativesConfig
 from pipelines.creatives.diffaugment import diff_augment, parse_policy
 from pipelines.creatives.gan import (
     Discriminator,
@@ -23,7 +26,9 @@ from pipelines.creatives.metrics import (
     within_class_spread,
 )
 
-SPEC = GanSpec(n_classes=4, image_size=28, z_dim=16, g_channels=8, d_channels=8)
+SPEC = GanSpec.from_task_config(
+    CreativesConfig(z_dim=16, g_channels=8, d_channels=8, minibatch_stddev=False, class_loss_weight=0.0), n_classes=4
+)
 
 
 def test_generator_shapes_range_and_class_conditioning() -> None:
@@ -86,7 +91,7 @@ def test_discriminator_score_depends_on_same_class_images_only_with_minibatch_st
     y = torch.arange(8) % 4  # image 0 shares class 0 with image 4 only
     for stddev in (True, False):
         torch.manual_seed(0)
-        d = Discriminator(GanSpec(n_classes=4, d_channels=8, minibatch_stddev=stddev)).eval()
+        d = Discriminator(dataclasses.replace(SPEC, minibatch_stddev=stddev)).eval()
         same_class, other_class = x.clone(), x.clone()
         same_class[4] = x[0]  # image 0's class now holds two identical images
         other_class[1:4] = x[0]

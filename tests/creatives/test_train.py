@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from pipelines.creatives.config import CreativesConfig
-from pipelines.creatives.train import GanState, frozen, new_state, run_key, spec_for, train_gan
+from pipelines.creatives.gan import GanSpec
+from pipelines.creatives.train import GanState, frozen, new_state, run_key, train_gan
 from tests.creatives.store import TINY
 
 CONFIG = dataclasses.replace(TINY, checkpoint_every=2, log_every=2)
-SPEC = spec_for(CONFIG, 3)
+SPEC = GanSpec.from_task_config(CONFIG, 3)
 CPU = torch.device("cpu")
 
 

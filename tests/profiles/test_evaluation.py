@@ -34,9 +34,9 @@ def test_metrics_match_hand_computed_values_and_exclude_folded_in_items() -> Non
     metrics = ranking_metrics(lambda rows: scores[: rows.shape[0]], split, batch_size=2)
     ndcg_0 = (1 + 1 / math.log2(6)) / (1 + 1 / math.log2(3))
     ndcg_1 = (1 / math.log2(4)) / 1.0
-    assert metrics["recall_at_20"] == pytest.approx(1.0)
-    assert metrics["recall_at_50"] == pytest.approx(1.0)
-    assert metrics["ndcg_at_100"] == pytest.approx((ndcg_0 + ndcg_1) / 2)
+    assert metrics["recall@20"] == pytest.approx(1.0)
+    assert metrics["recall@50"] == pytest.approx(1.0)
+    assert metrics["ndcg@100"] == pytest.approx((ndcg_0 + ndcg_1) / 2)
 
 
 def test_recall_divides_by_the_cutoff_when_there_are_more_targets() -> None:
@@ -49,8 +49,8 @@ def test_recall_divides_by_the_cutoff_when_there_are_more_targets() -> None:
         foldin=sp.csr_matrix((1, n_items), dtype=np.float32), target=sp.csr_matrix(target), user_ids=np.array([1])
     )
     metrics = ranking_metrics(lambda rows: scores, split)
-    assert metrics["recall_at_20"] == pytest.approx(20 / 20)
-    assert metrics["recall_at_50"] == pytest.approx(30 / 50)
+    assert metrics["recall@20"] == pytest.approx(20 / 20)
+    assert metrics["recall@50"] == pytest.approx(30 / 50)
 
 
 def test_split_folds_in_most_items_and_predicts_the_rest() -> None:
@@ -99,3 +99,10 @@ def test_ease_solves_its_closed_form() -> None:
     residual = gram @ weights - (train.T @ train).toarray()
     off_diagonal = residual - np.diag(np.diag(residual))
     assert np.abs(off_diagonal).max() < 1e-4
+
+
+def test_a_constant_scorer_is_scored_as_a_random_tie_break() -> None:
+    # Item 0 is folded in (excluded); the target, item 2, ties with items 1 and 3: ranks 0, 1, 2 equally likely.
+    split = Split(foldin=_csr([[1, 0, 0, 0]]), target=_csr([[0, 0, 1, 0]]), user_ids=np.array([7]))
+    metrics = ranking_metrics(lambda rows: np.ones((rows.shape[0], 4), np.float32), split)
+    assert metrics["ndcg@100"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(4)) / 3)

@@ -19,6 +19,10 @@ from pipelines.profiles.training import beta_at, infer, iter_batches, learning_r
 TINY = ProfileConfig(hidden_dim=16, latent_dim=4, epochs=30, batch_size=8, learning_rate=1e-2)
 
 
+def _vae(n_items: int, **overrides: object) -> VAEConfig:
+    return VAEConfig.from_task_config(ProfileConfig(**overrides), n_items)  # type: ignore[arg-type]
+
+
 def _blocks(n_users: int = 40, n_items: int = 12) -> sp.csr_matrix:
     """Two taste groups: even users use items 0-5, odd users items 6-11."""
     rows, cols = [], []
@@ -33,7 +37,7 @@ def _blocks(n_users: int = 40, n_items: int = 12) -> sp.csr_matrix:
 def test_loss_is_multinomial_nll_plus_beta_times_gaussian_kl() -> None:
     torch.manual_seed(0)
     matrix = sp.csr_matrix(np.array([[2.0, 0, 1, 0], [0, 1, 0, 3]], dtype=np.float32))
-    model = MultVAE(VAEConfig(n_items=4, hidden_dim=5, latent_dim=3, input_dropout=0.5)).eval()
+    model = MultVAE(_vae(4, hidden_dim=5, latent_dim=3, input_dropout=0.5)).eval()
     batch = to_batch(matrix)
     loss, nll, kl = model.loss(batch, beta=0.3)
     logits, mu, logvar = model(batch)
@@ -49,7 +53,7 @@ def test_loss_is_multinomial_nll_plus_beta_times_gaussian_kl() -> None:
 def test_encoder_matches_dense_layer_on_normalised_input() -> None:
     torch.manual_seed(1)
     matrix = sp.csr_matrix(np.array([[3.0, 0, 4, 0], [0, 0, 0, 2]], dtype=np.float32))
-    model = MultVAE(VAEConfig(n_items=4, hidden_dim=5, latent_dim=3)).eval()
+    model = MultVAE(_vae(4, hidden_dim=5, latent_dim=3)).eval()
     mu, _ = model.encode(to_batch(matrix))
     dense = F.normalize(torch.from_numpy(matrix.toarray()), dim=1)  # [2, 4]
     hidden = torch.tanh(dense @ model.encoder_in.weight + model.encoder_bias)
@@ -132,7 +136,7 @@ def test_sparse_batches_never_densify_the_matrix() -> None:
         assert batch.size == 10_000 and batch.values.numel() == 10_000 * per_user
         seen += batch.size
     assert seen == n_users
-    model = MultVAE(VAEConfig(n_items=n_items, hidden_dim=8, latent_dim=4))
+    model = MultVAE(_vae(n_items, hidden_dim=8, latent_dim=4))
     embeddings, _ = infer(model, matrix, torch.device("cpu"), batch_size=20_000)
     growth_gb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before_kb) * 1024 / 1e9
     assert embeddings.shape == (n_users, 4) and np.isfinite(embeddings).all()
@@ -156,15 +160,31 @@ def test_training_on_a_wide_matrix_keeps_memory_to_one_batch_of_logits() -> None
 
 def test_linear_decoder_maps_the_latent_straight_to_item_logits() -> None:
     torch.manual_seed(2)
-    config = VAEConfig(n_items=6, hidden_dim=5, latent_dim=3, decoder_hidden=False)
+    config = _vae(6, hidden_dim=5, latent_dim=3, decoder_hidden=False)
     model = MultVAE(config).eval()
     assert isinstance(model.decoder, torch.nn.Linear) and model.decoder.weight.shape == (6, 3)
-    assert config.shape == "[I-5-3-I]" and VAEConfig(n_items=6, hidden_dim=5, latent_dim=3).shape == "[I-5-3-5-I]"
+    assert (
+        config.shape == "[I-5-3-I]" and _vae(6, hidden_dim=5, latent_dim=3, decoder_hidden=True).shape == "[I-5-3-5-I]"
+    )
     batch = to_batch(sp.csr_matrix(np.array([[1.0, 0, 1, 0, 0, 0]], dtype=np.float32)))
     logits, mu, _ = model(batch)
     torch.testing.assert_close(logits, model.decoder(mu))
     rebuilt = MultVAE(VAEConfig(**config.to_dict()))
     rebuilt.load_state_dict(model.state_dict())  # a checkpoint's saved config rebuilds the same layers
+
+
+def test_the_network_follows_the_task_config() -> None:
+    task = ProfileConfig()
+    config = VAEConfig.from_task_config(task, n_items=7)
+    assert (config.hidden_dim, config.latent_dim, config.input_dropout, config.decoder_hidden) == (
+        task.hidden_dim, task.latent_dim, task.input_dropout, task.decoder_hidden,
+    )  # fmt: skip
+
+
+def test_a_checkpoint_saved_before_the_decoder_setting_rebuilds_the_papers_decoder() -> None:
+    saved = _vae(6, hidden_dim=5, latent_dim=3).to_dict()
+    del saved["decoder_hidden"]
+    assert VAEConfig(**saved).shape == "[I-5-3-5-I]"
 
 
 def test_training_with_a_linear_decoder_fits_two_taste_groups() -> None:

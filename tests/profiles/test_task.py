@@ -74,13 +74,13 @@ def test_run_writes_profiles_and_segments_and_registers_a_champion(store: Engine
 
     metrics = summary["metrics"]
     # Tastes are strong in this store: the VAE must beat popularity clearly.
-    assert metrics["ndcg_at_100"] > 1.3 * metrics["popularity_ndcg_at_100"]
-    assert "ease_ndcg_at_100" in metrics
+    assert metrics["ndcg@100"] > 1.3 * metrics["popularity_ndcg@100"]
+    assert "ease_ndcg@100" in metrics
 
     champion = registry.champion(store, MODEL_NAME)
     assert champion is not None and champion.version == summary["candidate"] == summary["served_by"]
     assert champion.protocol["eval_users"] == training["eval_users"] > 0
-    assert {"ndcg_at_100", "recall_at_20", "popularity_ndcg_at_100", "ease_ndcg_at_100"} <= set(champion.metrics)
+    assert {"ndcg@100", "recall@20", "popularity_ndcg@100", "ease_ndcg@100"} <= set(champion.metrics)
     assert Path(champion.artifact_path).with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(champion.artifact_path).parent == registry.artifact_dir(settings.artifacts, MODEL_NAME, DAY)
 
@@ -152,7 +152,7 @@ def test_a_worse_candidate_is_rejected_and_the_champion_writes_the_outputs(store
     assert second["candidate_status"] == "rejected"
     assert second["served_by"] == second["parent"] == first["candidate"]
     # The parent was re-scored on the candidate's split.
-    assert second["parent_metrics"]["ndcg_at_100"] > second["metrics"]["ndcg_at_100"] + CONFIG.promotion_tolerance
+    assert second["parent_metrics"]["ndcg@100"] > second["metrics"]["ndcg@100"] + CONFIG.promotion_tolerance
     assert set(_profiles(store, day2)["model_version"]) == {first["candidate"]}
     forced = run(store, day2, settings, weak, force_promote=True)
     assert forced["candidate_status"] == "promoted"

@@ -1,19 +1,19 @@
-"""Full-ranking metrics against hand-computed values."""
+"""Next-item evaluation against hand-computed values (the tie rule itself: tests/test_ranking.py)."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from pipelines.recs.metrics import evaluate, expected_hits
+from pipelines.recs.metrics import evaluate
 
 
 def _one(scores: list[list[float]], targets: list[int], history: list[list[int]] | None = None) -> dict[str, float]:
     hist = None if history is None else torch.tensor(history)
-    return evaluate([(torch.tensor(scores), torch.tensor(targets), hist)], n_items=len(scores[0]) - 1, cutoffs=(2, 3))
+    batches = [(torch.tensor(scores), torch.tensor(targets), hist)]
+    return evaluate(batches, n_items=len(scores[0]) - 1, metrics=("hr@2", "ndcg@2", "hr@3", "ndcg@3"))
 
 
 def test_hr_and_ndcg_by_hand() -> None:
@@ -27,12 +27,10 @@ def test_hr_and_ndcg_by_hand() -> None:
 
 
 def test_ties_count_as_their_expectation() -> None:
-    # All four items tie: the target is at rank 0..3 with equal probability.
-    hr, ndcg = expected_hits(np.array([0]), np.array([3]), k=2)
-    assert hr[0] == pytest.approx(0.5)
-    assert ndcg[0] == pytest.approx((1.0 + 1.0 / math.log2(3)) / 4)
+    # All four items tie (the padding row never counts): the target is at rank 0..3 with equal probability.
     m = _one([[0.0, 1.0, 1.0, 1.0, 1.0]], [2])
     assert m["hr@2"] == pytest.approx(0.5)
+    assert m["ndcg@2"] == pytest.approx((1.0 + 1.0 / math.log2(3)) / 4)
 
 
 def test_history_exclusion_moves_the_target_up() -> None:

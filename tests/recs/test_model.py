@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import torch
 
+from pipelines.recs.config import RecsConfig
 from pipelines.recs.model import SASRec, SASRecConfig, attention_mask, grow_items
+
+TINY = {"max_len": 8, "hidden": 16, "blocks": 2, "heads": 2, "dropout": 0.0, "repeat_bias": False}
+
+
+def _config(n_items: int = 30, **overrides: object) -> SASRecConfig:
+    return SASRecConfig.from_task_config(RecsConfig(**(TINY | overrides)), n_items)  # type: ignore[arg-type]
 
 
 def _model(**overrides: object) -> SASRec:
     torch.manual_seed(0)
-    cfg = SASRecConfig(n_items=30, max_len=8, hidden=16, blocks=2, heads=2, dropout=0.0, **overrides)
-    return SASRec(cfg).eval()
+    return SASRec(_config(**overrides)).eval()
+
+
+def test_the_network_follows_the_task_config() -> None:
+    cfg = SASRecConfig.from_task_config(RecsConfig(), n_items=5)
+    task = RecsConfig()
+    assert (cfg.max_len, cfg.hidden, cfg.blocks, cfg.heads, cfg.dropout, cfg.norm_first, cfg.repeat_bias) == (
+        task.max_len, task.hidden, task.blocks, task.heads, task.dropout, task.norm_first, task.repeat_bias,
+    )  # fmt: skip
+    assert SASRecConfig(**cfg.to_dict()) == cfg
+
+
+def test_a_checkpoint_saved_before_the_repeat_bias_rebuilds_without_it() -> None:
+    saved = _config().to_dict()
+    del saved["repeat_bias"]
+    assert SASRec(SASRecConfig(**saved)).repeat is None
 
 
 def test_shapes_of_encode_score_and_loss() -> None:
@@ -23,7 +44,6 @@ def test_shapes_of_encode_score_and_loss() -> None:
     targets = torch.tensor([[0, 0, 4, 5, 6], [2, 3, 4, 5, 6]])
     loss = model.loss(inputs, targets, torch.ones(2, 5))
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert torch.isfinite(model.loss(inputs, targets, torch.ones(2, 5), negatives=7))
 
 
 def test_no_position_sees_a_later_item() -> None:
@@ -53,7 +73,7 @@ def test_attention_mask_is_causal_and_never_empty() -> None:
 
 def test_overfits_a_tiny_batch() -> None:
     torch.manual_seed(0)
-    model = SASRec(SASRecConfig(n_items=12, max_len=6, hidden=32, blocks=1, heads=1, dropout=0.0))
+    model = SASRec(_config(12, max_len=6, hidden=32, blocks=1, heads=1))
     inputs = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
     targets = torch.tensor([[2, 3, 4, 5, 6], [7, 8, 9, 10, 11]])
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -72,7 +92,7 @@ def test_grow_items_keeps_old_rows_and_adds_fresh_ones() -> None:
     grown = grow_items(model.state_dict(), 35, seed=1)
     assert grown["item_emb.weight"].shape == (36, 16)
     torch.testing.assert_close(grown["item_emb.weight"][:31], model.state_dict()["item_emb.weight"])
-    bigger = SASRec(SASRecConfig(n_items=35, max_len=8, hidden=16, blocks=2, heads=2, dropout=0.0))
+    bigger = SASRec(_config(35))
     bigger.load_state_dict(grown)
 
 
@@ -94,7 +114,7 @@ def test_repeat_bias_adds_to_items_in_the_window_by_distance() -> None:
     torch.testing.assert_close(delta, expected)
 
 
-def _reference_loss(model: SASRec, inputs: torch.Tensor, targets: torch.Tensor, sampled: torch.Tensor | None) -> float:
+def _reference_loss(model: SASRec, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Cross-entropy written position by position, the repeat bias added by hand."""
     hidden = model.encode(inputs)
     losses = []
@@ -102,36 +122,26 @@ def _reference_loss(model: SASRec, inputs: torch.Tensor, targets: torch.Tensor, 
         for t in range(inputs.shape[1]):
             if targets[b, t] == 0:
                 continue
-            classes = torch.arange(1, 31) if sampled is None else torch.cat([targets[b, t : t + 1], sampled])
-            logits = model.item_emb.weight[classes] @ hidden[b, t]
+            logits = model.item_emb.weight[1:] @ hidden[b, t]  # [n_items], item row c + 1 at c
             for s in range(t + 1):
                 if inputs[b, s] > 0:
-                    logits = logits + (classes == inputs[b, s]) * model.repeat[t - s]
-            if sampled is not None:
-                hit = torch.cat([torch.tensor([False]), sampled == targets[b, t]])
-                logits = logits.masked_fill(hit, float("-inf"))
-            target = targets[b, t] - 1 if sampled is None else torch.tensor(0)
-            losses.append(torch.nn.functional.cross_entropy(logits.unsqueeze(0), target.view(1)))
+                    logits = logits + (torch.arange(1, 31) == inputs[b, s]) * model.repeat[t - s]
+            losses.append(torch.nn.functional.cross_entropy(logits.unsqueeze(0), (targets[b, t] - 1).view(1)))
     return float(torch.stack(losses).mean())
 
 
 @torch.no_grad()
-def test_repeat_bias_enters_full_and_sampled_softmax_losses() -> None:
+def test_repeat_bias_enters_the_loss() -> None:
     model = _with_repeat_bias()
     inputs = torch.tensor([[0, 4, 9, 4, 2], [3, 3, 8, 1, 6]])
     targets = torch.tensor([[0, 9, 4, 2, 9], [3, 8, 1, 6, 3]])  # repeats of earlier items among the targets
     weights = (targets > 0).float()
-    assert abs(float(model.loss(inputs, targets, weights)) - _reference_loss(model, inputs, targets, None)) < 1e-4
-    torch.manual_seed(5)
-    sampled_loss = float(model.loss(inputs, targets, weights, negatives=40))
-    torch.manual_seed(5)
-    sampled = torch.randint(1, 31, (40,))
-    assert abs(sampled_loss - _reference_loss(model, inputs, targets, sampled)) < 1e-4
+    assert abs(float(model.loss(inputs, targets, weights)) - _reference_loss(model, inputs, targets)) < 1e-4
 
 
 def test_repeat_bias_learns_that_history_items_do_not_come_back() -> None:
     torch.manual_seed(0)
-    model = SASRec(SASRecConfig(n_items=40, max_len=6, hidden=16, blocks=1, dropout=0.0, repeat_bias=True))
+    model = SASRec(_config(40, max_len=6, blocks=1, heads=1, repeat_bias=True))
     inputs = torch.randint(1, 41, (64, 5))
     targets = torch.randint(1, 41, (64, 5))
     fresh = (targets.unsqueeze(2) != inputs.unsqueeze(1)).all(2)  # target not among the items so far

@@ -23,10 +23,11 @@ from pipelines.compute import derive_seed
 from pipelines.creatives.bundle import load_bundle, make_payload
 from pipelines.creatives.classifier import ClassifierSpec, ImageClassifier, train_classifier
 from pipelines.creatives.config import MODEL_NAME, CreativesConfig
-from pipelines.creatives.data import ImageSet, holdout_mask, load_item_images, stratified_sample
+from pipelines.creatives.data import ImageSet, holdout_mask, load_item_images
 from pipelines.creatives.evaluate import evaluate
+from pipelines.creatives.gan import GanSpec
 from pipelines.creatives.plots import plot_training_curves
-from pipelines.creatives.train import GanState, new_state, run_key, spec_for, train_gan, uses_bf16, warm_start_weights
+from pipelines.creatives.train import GanState, new_state, run_key, train_gan, uses_bf16, warm_start_weights
 from pipelines.errors import DataError
 from pipelines.modeltask import Candidate, Checkpoint, Context, Served
 from pipelines.registry import PromotionRule, artifact_dir, latest_run_before, load_artifact
@@ -80,18 +81,17 @@ def fit_candidate(ctx: Context, config: CreativesConfig, parent: Served[Any] | N
             f"item_images: {len(data)} images in {len(data.classes)} categories are too few to train and "
             f"evaluate a conditional GAN (held out {len(held)}, training {len(train)})"
         )
-    gan_train = train.subset(stratified_sample(train, config.max_train_images))
     classifier = _classifier(data, train, config, artifacts, device)
 
-    spec = spec_for(config, len(data.classes))
+    spec = GanSpec.from_task_config(config, len(data.classes))
     seed = derive_seed(MODEL_NAME, as_of, "train")
     state = new_state(spec, config, seed, device)
     start, start_reason = _warm_start(engine, as_of, state, parent, data, config)
     checkpoint = artifact_dir(artifacts, MODEL_NAME, as_of) / "resume-checkpoint.pt"
     key = run_key(spec, config, seed, data.fingerprint, start)
-    log.info("training the ad-creative GAN on %d of %d images (%s)", len(gan_train), len(train), start_reason)
+    log.info("training the ad-creative GAN on %d images (%s)", len(train), start_reason)
     stats = train_gan(
-        state, gan_train.images, gan_train.labels, config, seed=seed, device=device, checkpoint=checkpoint, key=key
+        state, train.images, train.labels, config, seed=seed, device=device, checkpoint=checkpoint, key=key
     )
     protocol_args = {
         "classifier": classifier,
@@ -124,7 +124,7 @@ def fit_candidate(ctx: Context, config: CreativesConfig, parent: Served[Any] | N
         params=dataclasses.asdict(config)
         | {
             "seed": seed,
-            "train_images": len(gan_train),
+            "train_images": len(train),
             "steps": stats["steps"],
             "precision": "bfloat16" if uses_bf16(config, device) else "float32",
         },
@@ -138,7 +138,7 @@ def fit_candidate(ctx: Context, config: CreativesConfig, parent: Served[Any] | N
         training={
             "warm_start_from": start,
             "images": len(data),
-            "train_images": len(gan_train),
+            "train_images": len(train),
             "held_out_images": len(held),
             "categories": len(data.classes),
             "epochs": round(stats["epochs"], 3),

@@ -1,4 +1,7 @@
-"""Every knob of the ad-creative task, with production defaults (the demo shrinks them in pipelines.demo)."""
+"""Every knob of the ad-creative task, with production defaults (the demo shrinks them in pipelines.demo).
+
+The measurements behind the model and training defaults are in docs/model-notes.md.
+"""
 
 from __future__ import annotations
 
@@ -18,17 +21,11 @@ class CreativesConfig:
     image_size: int = 28
     image_channels: int = 1
     z_dim: int = 64
-    # A 96-channel generator and a 32-channel discriminator. On Fashion-MNIST (docs/benchmarks.md) 32/32 beat
-    # 16/16 per step (the 32-channel generator reached at step 3000 the Frechet distance 16/16 had at 9000;
-    # the 32-channel discriminator lifted conditional accuracy at step 2000 from 0.85 to 0.89). Generators of
-    # 64 and 96 channels were each ahead of the narrower one at every step: 64 cut the Frechet distance of a
-    # ~25-minute run from 6.18 to 4.52, and 96 reached 3.91 in 4400 steps where 64 had 4.52 after 5000
-    # (bfloat16, 2 cores). 128 was not (4.12 after 5500 steps, inside the 3.64-4.51 of six runs of 96), nor
-    # was a 48-channel discriminator beside 96; a 48/48 pair was no better than 32/32 per step.
+    # A 96-channel generator and a 32-channel discriminator: the widths that led per step and per minute.
     g_channels: int = 96
     d_channels: int = 32
-    # The discriminator sees the spread of each class's images in the batch (gan.MinibatchStddev). Without
-    # it the generator drew one prototype per category whatever its noise (recall 0.00, docs/benchmarks.md).
+    # The discriminator sees the spread of each class's images in the batch (gan.MinibatchStddev), so a
+    # generator that draws one prototype per category whatever its noise is caught.
     minibatch_stddev: bool = True
     # GAN training: steps per run on top of the warm start; an interrupted run resumes from its checkpoint.
     train_steps: int = 3000
@@ -37,35 +34,23 @@ class CreativesConfig:
     lr_d: float = 2e-4
     beta1: float = 0.0
     beta2: float = 0.9
-    # Cap of the generator EMA's decay. Below it the decay at step s is (1 + s) / (10 + s), an average over
-    # about the last ninth of the run so far, so 0.999 binds only after step ~9000. On Fashion-MNIST that
-    # beat averages over the last third or the whole run at every probe to step 4000; the last 20th and a
-    # 0.995 cap were level with it, the last 50th behind (docs/benchmarks.md).
+    # Cap of the generator EMA's decay; below it the decay at step s is (1 + s) / (10 + s), an average over
+    # about the last ninth of the run so far, which beat longer and shorter windows.
     ema_decay: float = 0.999
     # Forward passes of GAN training in bfloat16 (torch.autocast; weights, optimizer state and EMA stay
-    # float32): "bf16", "fp32", or "auto" = bf16 where the device computes it natively (compute.native_bf16).
-    # On 2 cores a 96/32 step takes 184 ms against 279 ms (AMD Zen 4, AVX512-BF16), 375-489 against 550-651
-    # (Intel with AMX).
-    # Per step it trails float32 a little on Fashion-MNIST (Frechet at step 2000: 7.01 against 5.85 for
-    # 64/32); at equal time (about 23 minutes, 96/32) float32 led on one pair of runs, 3.91 against 3.98,
-    # within the spread of two runs of one configuration (docs/benchmarks.md).
+    # float32): "bf16", "fp32", or "auto" = bf16 where the device computes it natively (compute.native_bf16),
+    # which is about a third faster per step at the same quality per minute.
     mixed_precision: Literal["auto", "bf16", "fp32"] = "auto"
     diffaugment: str = "translation,cutout"
-    # Weight of balanced consistency regularisation (creatives.consistency), 0 = off. On Fashion-MNIST (96/32,
-    # 6000 steps, docs/benchmarks.md) weight 1 cut the Frechet distance on both seeds measured, 3.64 to 3.02
-    # and 4.51 to 3.62, and KID by 62% and 43%, for 24% more time per step (Intel AMX, 2 cores); the bCR
-    # paper's 10 flattened the discriminator (loss ~1.97) and was behind from step 1500 to 3000.
+    # Weight of balanced consistency regularisation (creatives.consistency), 0 = off: 1 cut the Frechet
+    # distance on every seed measured, for about a quarter more time per step.
     consistency_weight: float = 1.0
     # Weight of the auxiliary class loss (AC-GAN): the discriminator's class head learns the category of
     # real images and the generator is trained to make its products read as theirs. 0 = no class head.
-    # On Fashion-MNIST (96/32, 6000 steps, docs/benchmarks.md) 0.1 lifted conditional accuracy on two seeds
-    # from 0.886 / 0.888 to 0.910 / 0.916, past the classifier's own 0.889, and the Frechet distance fell
-    # (3.02 / 3.62 to 2.69 / 3.26) with recall level; 0.5 reached 0.978 on seed 1 but drew narrower
-    # categories (recall 0.616 against 0.701, Frechet 3.46).
+    # 0.1 made products more recognisable without narrowing the categories, as 0.5 did.
     class_loss_weight: float = 0.1
     checkpoint_every: int = 500
     log_every: int = 250
-    max_train_images: int = 0  # 0: every training image; else a stratified, seeded subsample
     warm_start: bool = True
     # Evaluation: a held-out share of the real images, never seen by the classifier or the GAN.
     holdout_fraction: float = 0.15
@@ -77,8 +62,7 @@ class CreativesConfig:
     # Champion/challenger: the gate is hard; promotion compares Frechet distance / real-vs-real floor.
     min_conditional_accuracy: float = 0.85
     # Diversity gate: recall (Kynkaanniemi) of generated vs held-out real features. Conditional accuracy
-    # alone passes a generator that ignores its noise and draws one prototype per category (measured:
-    # accuracy 0.96, recall 0.00); such a generator must not ship near-identical banners.
+    # alone passes a generator that draws one prototype per category; it must not ship near-identical banners.
     min_recall: float = 0.1
     promotion_tolerance: float = 0.1
     # Creatives.
@@ -91,8 +75,7 @@ class CreativesConfig:
     realism_weight: float = 0.4
     diversity_weight: float = 0.3
     affinity_window_days: int = 30
-    # CPU threads for torch in this task (0: torch's default). On a shared 2-core worker 1 is often faster:
-    # OpenMP threads that wait for each other on every small op lose more than the second core gains.
+    # CPU threads for torch in this task (0: torch's default); a shared worker may run faster on fewer.
     cpu_threads: int = 0
 
     def __post_init__(self) -> None:

@@ -99,18 +99,3 @@ def holdout_mask(item_ids: tuple[int, ...], fraction: float) -> np.ndarray:
     """Held-out items chosen by a stable hash of the item id: the same items whatever else changes."""
     buckets = np.array([derive_seed("creative_gan", "holdout", i) % 10_000 for i in item_ids])
     return buckets < int(fraction * 10_000)
-
-
-def stratified_sample(data: ImageSet, limit: int) -> np.ndarray:
-    """At most `limit` images keeping each category's share; the same items for the same catalogue."""
-    keep = np.zeros(len(data), dtype=bool)
-    if limit <= 0 or limit >= len(data):
-        keep[:] = True
-        return keep
-    labels = data.labels.numpy()
-    rank = np.array([derive_seed("creative_gan", "sample", i) for i in data.item_ids])
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        quota = max(1, round(limit * len(members) / len(data)))
-        keep[members[np.argsort(rank[members], kind="stable")[:quota]]] = True
-    return keep

@@ -15,29 +15,47 @@ class rather than per group of images, so that a generator drawing one prototype
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+if TYPE_CHECKING:
+    from pipelines.creatives.config import CreativesConfig
+
 
 @dataclass(frozen=True)
 class GanSpec:
-    """Everything needed to rebuild the pair from a checkpoint alone."""
+    """Everything needed to rebuild the pair from a checkpoint alone.
+
+    New models come from `from_task_config`: CreativesConfig holds the one set of defaults.
+    """
 
     n_classes: int
-    image_size: int = 28
-    image_channels: int = 1
-    z_dim: int = 64
-    g_channels: int = 16
-    d_channels: int = 16
-    # The discriminator sees each class's spread in the batch. False by default: artifacts saved before the
-    # field existed were trained without it (CreativesConfig turns it on for new runs).
-    minibatch_stddev: bool = False
-    # An auxiliary class head on the discriminator's features (False for artifacts saved before it existed).
-    class_head: bool = False
+    image_size: int
+    image_channels: int
+    z_dim: int
+    g_channels: int
+    d_channels: int
+    # Absent from artifacts saved before these settings existed: those models were built without them.
+    minibatch_stddev: bool = False  # the discriminator sees each class's spread in the batch
+    class_head: bool = False  # an auxiliary class head on the discriminator's features
+
+    @classmethod
+    def from_task_config(cls, config: CreativesConfig, n_classes: int) -> GanSpec:
+        """The pair a run of `config` trains on `n_classes` categories."""
+        return cls(
+            n_classes=n_classes,
+            image_size=config.image_size,
+            image_channels=config.image_channels,
+            z_dim=config.z_dim,
+            g_channels=config.g_channels,
+            d_channels=config.d_channels,
+            minibatch_stddev=config.minibatch_stddev,
+            class_head=config.class_loss_weight > 0,
+        )
 
     def __post_init__(self) -> None:
         if self.image_size % 4:
@@ -73,8 +91,7 @@ def upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     Each output pixel of the nearest upsampling sees only 2x2 distinct input pixels, so the 3x3 taps fold
     into [w0, w0 + w1, w1 + w2, w2] along each axis: 16 multiply-adds per input pixel and channel pair
     instead of 36, and no upsampled copy. The parameters stay those of the 3x3 conv (checkpoints load as
-    before). A 96-channel generator block pair took 81 ms instead of 134 ms forward and backward on 2 AMD Zen 4
-    cores; on 2 cores of an Intel machine with AMX whole training steps timed the same with either form.
+    before). Timings: docs/model-notes.md.
     """
     if weight.shape[-2:] != (3, 3):  # the folding below is exact for 3x3 kernels only
         raise ValueError(f"upsample_conv2d folds a 3x3 kernel, got {tuple(weight.shape[-2:])}")
@@ -127,8 +144,7 @@ class MinibatchStddev(nn.Module):
     After Karras et al. (ProGAN, ICLR 2018, sec. 3), but grouped by class: a per-image discriminator
     cannot see that every fake of a class is the same image, and ProGAN's class-blind groups cannot
     either in a conditional GAN, because a group of mixed classes is as spread out with one prototype
-    per class as with real images (pixel stddev in one batch of 64 from the collapsed generator: groups of
-    4 mixed classes 0.405, real 0.405; same class 0.07, real 0.33). An image alone in its class gets ~0.
+    per class as with real images (docs/model-notes.md). An image alone in its class gets ~0.
     """
 
     def __init__(self, n_classes: int) -> None:

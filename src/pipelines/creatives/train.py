@@ -62,25 +62,9 @@ class GanState:
         }
 
 
-def spec_for(config: CreativesConfig, n_classes: int) -> GanSpec:
-    """The model a run of `config` trains on `n_classes` categories."""
-    return GanSpec(
-        n_classes,
-        config.image_size,
-        config.image_channels,
-        config.z_dim,
-        config.g_channels,
-        config.d_channels,
-        config.minibatch_stddev,
-        class_head=config.class_loss_weight > 0,
-    )
-
-
 def new_state(spec: GanSpec, config: CreativesConfig, seed: int, device: torch.device) -> GanState:
     torch.manual_seed(seed)
-    # Channels-last weights make oneDNN (CPU) and cuDNN (tensor cores) pick their faster NHWC kernels:
-    # a 64/32 bfloat16 step on 2 cores took 181 ms against 251 ms (240-265 against 298 ms with passive OpenMP
-    # waits; docs/benchmarks.md).
+    # Channels-last weights make oneDNN (CPU) and cuDNN (tensor cores) pick their faster NHWC kernels.
     generator = Generator(spec).to(device, memory_format=torch.channels_last)
     discriminator = Discriminator(spec).to(device, memory_format=torch.channels_last)
     ema = copy.deepcopy(generator).eval()
@@ -154,7 +138,7 @@ def run_key(spec: GanSpec, config: CreativesConfig, seed: int, data_fingerprint:
         "consistency": config.consistency_weight,
         "class_loss": config.class_loss_weight,
         "precision": config.mixed_precision,
-        "images": [config.max_train_images, config.holdout_fraction],
+        "holdout": config.holdout_fraction,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
@@ -223,7 +207,7 @@ def train_gan(
     if class_weight and state.discriminator.classify is None:
         raise ConfigError(
             f"CreativesConfig.class_loss_weight is {class_weight} but the discriminator has no class head: "
-            "build the model with spec_for(config, n_classes)"
+            "build the model with GanSpec.from_task_config(config, n_classes)"
         )
     resumed_at = state.step if _try_resume(state, checkpoint, key, device) else None
     if resumed_at is None:
@@ -266,7 +250,7 @@ def train_gan(
         state.opt_d.step()
 
         # The generator step needs the discriminator's input gradients only: frozen, its weight gradients
-        # (discarded by the next zero_grad anyway) are not computed (a 96/32 step: 184 against 195 ms).
+        # (discarded by the next zero_grad anyway) are not computed.
         with frozen(d):
             with autocast:
                 fake_logits_g, fake_class_loss = _critic(d, diff_augment(fake, policy), y, class_weight)

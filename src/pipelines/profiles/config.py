@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pipelines.errors import ConfigError
 
 MODEL_NAME = "user_profile_vae"
+# What every evaluation reports (pipelines.ranking names); the promotion metric is one of them.
+METRICS = ("recall@20", "recall@50", "ndcg@100")
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,8 @@ class ProfileConfig:
     weight_cart: float = 2.0
     weight_purchase: float = 4.0
     recency_half_life_days: float = 30.0
-    # Mult-VAE (Liang et al. 2018: input dropout 0.5, beta capped at 0.2), with the settings that won on the
-    # validation users of Amazon Beauty and Ta-Feng (docs/benchmarks.md, "User-profile VAE"): a linear
-    # decoder, [I -> 600 -> 200 -> I] rather than the paper's [I -> 600 -> 200 -> 600 -> I], which scored
-    # as well per epoch at half the CPU time per epoch; Adam at 3e-3 rather than 1e-3 with batches of 500,
-    # which reached in 4 epochs the validation NDCG@100 that 1e-3 reached in 8; and beta capped at 0.5,
-    # which on Beauty lifted the best validation NDCG@100 of 60 epochs from 0.1105 to 0.1115.
+    # Mult-VAE (Liang et al. 2018), with the settings that won on the validation users of Amazon Beauty and
+    # Ta-Feng: a linear decoder, Adam at 3e-3 and beta capped at 0.5 (docs/model-notes.md).
     hidden_dim: int = 600
     latent_dim: int = 200
     decoder_hidden: bool = False
@@ -37,9 +35,7 @@ class ProfileConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
     # The learning rate stays at `learning_rate` for this share of all updates, then falls to 0 along a half
-    # cosine (0: cosine from the first update; 1: constant). Constant by default: a decay from the start
-    # lifted Beauty's best validation NDCG@100 from 0.1115 to 0.1142 (2,160 updates), but on a 240-user
-    # store (100 to 400 updates) it lost to a constant rate at every length tried (docs/benchmarks.md).
+    # cosine (0: from the first update; 1: constant). Constant: a decay lost on small stores (model-notes).
     lr_decay_start: float = 1.0
     beta_cap: float = 0.5
     anneal_fraction: float = 0.8  # share of all updates over which beta grows linearly from 0 to beta_cap
@@ -49,8 +45,7 @@ class ProfileConfig:
     heldout_fraction: float = 0.1
     foldin_fraction: float = 0.8
     eval_min_items: int = 5
-    # EASE's L2 weight for the comparator. 200 was best of 50-2000 on Beauty's validation users and within
-    # 0.6% of the best (100) on Ta-Feng's; the paper's 500 suits far denser data (docs/benchmarks.md).
+    # EASE's L2 weight for the comparator: the best on Beauty's validation users (docs/model-notes.md).
     ease_lambda: float = 200.0
     ease_max_items: int = 20_000  # EASE inverts an items x items matrix: beyond this, skipped and reported
     # Outputs.
@@ -62,7 +57,7 @@ class ProfileConfig:
     encode_batch_size: int = 4096
     # Champion/challenger (the rule the recommender uses too): the candidate is promoted when its metric on
     # today's split is not worse than the champion's, re-scored on the same split, by more than the tolerance.
-    promotion_metric: str = "ndcg_at_100"
+    promotion_metric: str = "ndcg@100"
     promotion_tolerance: float = 0.002
 
     def __post_init__(self) -> None:
@@ -92,6 +87,8 @@ class ProfileConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"ProfileConfig out of range: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+        if self.promotion_metric not in METRICS:
+            raise ConfigError(f"ProfileConfig.promotion_metric must be one of {METRICS}, got {self.promotion_metric!r}")
         if min(self.weight_view, self.weight_cart, self.weight_purchase) < 0:
             raise ConfigError("ProfileConfig event weights must be >= 0")
 

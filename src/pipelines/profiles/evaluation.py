@@ -1,9 +1,9 @@
 """Strong-generalisation evaluation (Liang et al. 2018) and the two baselines it is read against.
 
 Held-out users never train the model: a random `foldin_fraction` of each one's items is folded in (fed
-to the scorer), the rest is predicted. Items folded in are excluded from the ranking. Recall@k divides by
-min(k, |targets|) and NDCG@k is normalised by the ideal DCG of min(k, |targets|) hits, as in the paper.
-Popularity and EASE (Steck, WWW 2019) are scored on exactly the same split.
+to the scorer), the rest is predicted. Items folded in are excluded from the ranking. The metrics and
+their tie rule are those of `pipelines.ranking`. Popularity and EASE (Steck, WWW 2019) are scored on
+exactly the same split.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from pipelines.profiles.config import METRICS
+from pipelines.ranking import metrics_from_ranks, popularity, target_ranks
+
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[sp.csr_matrix], np.ndarray]  # fold-in rows [b, n_items] -> scores [b, n_items]
-CUTOFFS = (("recall_at_20", 20), ("recall_at_50", 50), ("ndcg_at_100", 100))
 
 
 @dataclass(frozen=True)
@@ -71,36 +73,26 @@ def strong_generalisation_split(
 
 def ranking_metrics(scorer: Scorer, split: Split, batch_size: int = 1000) -> dict[str, float]:
     """Mean Recall@20, Recall@50 and NDCG@100 of `scorer` over the split's users (fold-in items excluded)."""
-    if split.n_users == 0:
-        return {name: float("nan") for name, _ in CUTOFFS}
-    k_max = max(k for _, k in CUTOFFS)
-    discounts = 1.0 / np.log2(np.arange(2, k_max + 2))
-    totals = dict.fromkeys((name for name, _ in CUTOFFS), 0.0)
+    empty = np.zeros(0, np.int64)
+    greater, ties, users = [empty], [empty], [empty]
     for start in range(0, split.n_users, batch_size):
         fold = split.foldin[start : start + batch_size]
-        target = split.target[start : start + batch_size]
-        scores = np.array(scorer(fold), dtype=np.float64, copy=True)  # [b, n_items]
-        scores[fold.nonzero()] = -np.inf
-        k = min(k_max, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [b, k], unordered
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)  # [b, k], best first
-        hits = np.take_along_axis(target.toarray() > 0, top, axis=1)  # [b, k]
-        n_target = np.asarray(target.getnnz(axis=1))
-        for name, cutoff in CUTOFFS:
-            c = min(cutoff, k)
-            if name.startswith("recall"):
-                totals[name] += float((hits[:, :c].sum(axis=1) / np.minimum(cutoff, n_target)).sum())
-            else:
-                dcg = (hits[:, :c] * discounts[:c]).sum(axis=1)
-                ideal = np.cumsum(discounts)[np.minimum(cutoff, n_target) - 1]
-                totals[name] += float((dcg / ideal).sum())
-    return {name: total / split.n_users for name, total in totals.items()}
+        target = split.target[start : start + batch_size].tocoo()
+        scores = torch.tensor(np.asarray(scorer(fold)), dtype=torch.float32)  # [b, n_items], a copy of ours
+        fold_rows, fold_cols = fold.nonzero()
+        scores[torch.from_numpy(fold_rows), torch.from_numpy(fold_cols)] = float("-inf")
+        rows, cols = torch.from_numpy(target.row.astype(np.int64)), torch.from_numpy(target.col.astype(np.int64))
+        above, tied = target_ranks(scores, cols, rows)
+        greater.append(above)
+        ties.append(tied)
+        users.append(target.row + start)
+    return metrics_from_ranks(np.concatenate(greater), np.concatenate(ties), np.concatenate(users), METRICS)
 
 
 def popularity_scorer(train: sp.csr_matrix) -> Scorer:
-    """Every user gets the same ranking: the number of training users who touched each item."""
-    counts = np.asarray((train > 0).sum(axis=0), dtype=np.float64).ravel()  # [n_items]
+    """The popularity baseline as a scorer: items ranked by the number of training users who touched them."""
+    touched = (train > 0).tocsr()  # one entry per (user, item) pair
+    counts = popularity(touched.indices, touched.shape[1])  # [n_items]
     return lambda rows: np.broadcast_to(counts, (rows.shape[0], counts.shape[0]))
 
 
@@ -108,9 +100,7 @@ def ease_weights(train: sp.csr_matrix, lam: float) -> np.ndarray:
     """EASE item-item weights B [n_items, n_items]: B = I - P diagMat(1/diag(P)), P = (X'X + lam I)^-1.
 
     P comes from a float32 Cholesky factorisation (X'X + lam I is symmetric positive definite): half the
-    flops of a general inverse, each twice as fast as in float64. On Beauty's 12k items it took 174 s
-    against 400 s for float64 `np.linalg.inv` on the same loaded cores, with the same validation metrics
-    to four digits (weights within 1e-7).
+    flops of a general inverse at the same metrics (docs/model-notes.md).
     """
     started = time.perf_counter()
     binary = (train > 0).astype(np.float32)

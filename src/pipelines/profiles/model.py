@@ -8,29 +8,48 @@ Deliberate deviations: the first encoder layer is an `nn.EmbeddingBag` (sum of w
 fed straight from CSR rows, which is the same linear map as the paper's dense layer but never builds the
 [batch, n_items] input. Only the decoder's logits are dense, one batch at a time. With
 `decoder_hidden=False` the decoder is one linear map [latent -> items] (as in RecVAE, Shenbin et al.,
-WSDM 2020): the output layer, most of an update's flops, is then latent- rather than hidden-wide, so an
-epoch costs about half on CPU, and on Amazon Beauty it scored as well per epoch (docs/benchmarks.md).
+WSDM 2020): the output layer, most of an update's flops, is then latent- rather than hidden-wide, which
+halves an epoch's cost at the same quality (docs/model-notes.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from pipelines.profiles.config import ProfileConfig
+
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """What rebuilds the network: saved in every checkpoint."""
+    """What rebuilds the network: saved in every checkpoint.
+
+    New models come from `from_task_config`: ProfileConfig holds the one set of defaults.
+    """
 
     n_items: int
-    hidden_dim: int = 600
-    latent_dim: int = 200
-    input_dropout: float = 0.5
-    # [I-h-l-h-I] as in the paper; False: [I-h-l-I]. True by default so older checkpoints still rebuild.
+    hidden_dim: int
+    latent_dim: int
+    input_dropout: float
+    # [I-h-l-h-I] as in the paper; False: [I-h-l-I]. Absent from checkpoints saved before the setting
+    # existed: those models had the paper's hidden decoder layer.
     decoder_hidden: bool = True
+
+    @classmethod
+    def from_task_config(cls, config: ProfileConfig, n_items: int) -> VAEConfig:
+        """The network a run of `config` trains over `n_items` items."""
+        return cls(
+            n_items=n_items,
+            hidden_dim=config.hidden_dim,
+            latent_dim=config.latent_dim,
+            input_dropout=config.input_dropout,
+            decoder_hidden=config.decoder_hidden,
+        )
 
     @property
     def shape(self) -> str:

@@ -88,10 +88,7 @@ def train(
         raise ValueError("cannot train the profile VAE on an empty interaction matrix")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    vae_config = VAEConfig(
-        matrix.shape[1], config.hidden_dim, config.latent_dim, config.input_dropout, config.decoder_hidden
-    )
-    model = MultVAE(vae_config).to(device)
+    model = MultVAE(VAEConfig.from_task_config(config, matrix.shape[1])).to(device)
     # The fused kernel makes the update of the two [n_items, hidden] matrices several times cheaper on CPU.
     optimiser = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True

@@ -33,11 +33,9 @@ class RecsConfig:
     norm_first: bool = True  # pre-LN blocks (stable at high learning rates); False: post-LN as in SASRec
     repeat_bias: bool = True  # learn how likely an item already in the history is to come next (model.py)
 
-    # Training: softmax cross-entropy over the catalogue; negatives > 0 switches to a sampled softmax.
-    negatives: int = 0
+    # Training: softmax cross-entropy over the catalogue, Adam.
     batch_size: int = 128
     learning_rate: float = 4e-3
-    weight_decay: float = 0.0
     max_epochs: int = 200
     patience: int = 5  # epochs without a better validation NDCG@10 before stopping
     max_train_seconds: float | None = None  # wall-clock cap on training; None: epochs and patience decide
@@ -69,5 +67,5 @@ class RecsConfig:
                 raise ConfigError(f"RecsConfig.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"RecsConfig.dropout must be in [0, 1), got {self.dropout}")
-        if self.negatives < 0 or self.patience < 1 or self.promotion_tolerance < 0:
-            raise ConfigError("RecsConfig.negatives and promotion_tolerance must be >= 0, patience >= 1")
+        if self.patience < 1 or self.promotion_tolerance < 0:
+            raise ConfigError("RecsConfig.promotion_tolerance must be >= 0 and patience >= 1")

@@ -1,9 +1,9 @@
 """SASRec-style causal self-attention recommender (Kang & McAuley, ICDM 2018).
 
 Deliberate deviations from the paper, each for a measured reason (docs/benchmarks.md):
-- trained with softmax cross-entropy over the whole catalogue (or a sampled softmax with many shared
-  negatives), not one negative per position with binary cross-entropy: Klenitskiy & Vasilev (RecSys 2023)
-  and our Beauty runs show the one-negative loss leaves most of the quality on the table;
+- trained with softmax cross-entropy over the whole catalogue, not one negative per position with binary
+  cross-entropy: Klenitskiy & Vasilev (RecSys 2023) and our Beauty runs show the one-negative loss leaves
+  most of the quality on the table;
 - item embeddings are tied with the output layer (scores are dot products with the item table), so a new
   item needs one new row and nothing else;
 - pre-LN blocks by default (a setting), GELU feed-forward, attention through `scaled_dot_product_attention`;
@@ -19,24 +19,46 @@ learned positional embedding means "k steps before now".
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from pipelines.recs.config import RecsConfig
+
 
 @dataclass(frozen=True)
 class SASRecConfig:
-    """What it takes to rebuild the network (saved in every checkpoint)."""
+    """What it takes to rebuild the network (saved in every checkpoint).
+
+    New models come from `from_task_config`: RecsConfig holds the one set of defaults.
+    """
 
     n_items: int  # catalogue size; embedding rows are n_items + 1 (row 0 = padding)
-    max_len: int = 50
-    hidden: int = 64
-    blocks: int = 2
-    heads: int = 1
-    dropout: float = 0.5
-    norm_first: bool = True
-    repeat_bias: bool = False  # False keeps checkpoints saved before the setting existed loadable
+    max_len: int
+    hidden: int
+    blocks: int
+    heads: int
+    dropout: float
+    norm_first: bool
+    # Absent from checkpoints saved before the setting existed: those models were built without it.
+    repeat_bias: bool = False
+
+    @classmethod
+    def from_task_config(cls, config: RecsConfig, n_items: int) -> SASRecConfig:
+        """The network a run of `config` trains over `n_items` items."""
+        return cls(
+            n_items=n_items,
+            max_len=config.max_len,
+            hidden=config.hidden,
+            blocks=config.blocks,
+            heads=config.heads,
+            dropout=config.dropout,
+            norm_first=config.norm_first,
+            repeat_bias=config.repeat_bias,
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -118,36 +140,19 @@ class SASRec(nn.Module):
             x = block(x, mask)
         return self.final_norm(x)
 
-    def loss(
-        self, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, negatives: int = 0
-    ) -> torch.Tensor:
-        """Weighted next-item cross-entropy at every non-padded position.
-
-        negatives == 0: full softmax over the catalogue. Otherwise a sampled softmax: the positive against
-        `negatives` items drawn uniformly and shared by the batch (hits on the positive are masked out).
-        """
+    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Weighted next-item cross-entropy over the whole catalogue at every non-padded position."""
         valid = targets > 0
         hidden = self.encode(inputs)[valid]  # [n_positions, hidden]
         target = targets[valid]  # [n_positions]
-        seen = self._seen(inputs, valid) if self.repeat is not None else None
-        if negatives == 0:
-            # Against rows 1.. only (padding is never a class), so class c is item row c + 1.
-            logits = hidden @ self.item_emb.weight[1:].T  # [n_positions, n_items]
-            if seen is not None:
-                rows, items, bias = seen
-                # In place: the matmul's backward does not need its output, and a copy of [positions, items]
-                # would double the memory traffic of the step.
-                logits.index_put_((rows, items - 1), bias.to(logits.dtype), accumulate=True)
-            losses = F.cross_entropy(logits.float(), target - 1, reduction="none")
-        else:
-            sampled = torch.randint(1, self.cfg.n_items + 1, (negatives,), device=inputs.device)
-            pos = (hidden * self.item_emb(target)).sum(-1, keepdim=True)  # [n_positions, 1]
-            neg = hidden @ self.item_emb(sampled).T  # [n_positions, negatives]
-            if seen is not None:
-                pos, neg = self._repeat_sampled(pos, neg, seen, target, sampled)
-            neg = neg.masked_fill(sampled.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
-            logits = torch.cat([pos, neg], dim=1).float()
-            losses = F.cross_entropy(logits, torch.zeros_like(target), reduction="none")
+        # Against rows 1.. only (padding is never a class), so class c is item row c + 1.
+        logits = hidden @ self.item_emb.weight[1:].T  # [n_positions, n_items]
+        if self.repeat is not None:
+            rows, items, bias = self._seen(inputs, valid)
+            # In place: the matmul's backward does not need its output, and a copy of [positions, items]
+            # would double the memory traffic of the step.
+            logits.index_put_((rows, items - 1), bias.to(logits.dtype), accumulate=True)
+        losses = F.cross_entropy(logits.float(), target - 1, reduction="none")
         w = weights[valid]
         return (losses * w).sum() / w.sum()
 
@@ -177,28 +182,6 @@ class SASRec(nn.Module):
         items = inputs[:, before]  # [batch, pairs]
         keep = (rows >= 0) & (items > 0)
         return rows[keep], items[keep], self.repeat[(at - before).expand_as(rows)[keep]]
-
-    @staticmethod
-    def _repeat_sampled(
-        pos: torch.Tensor,
-        neg: torch.Tensor,
-        seen: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        target: torch.Tensor,
-        sampled: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The repeat bias added to the sampled softmax's positive and negative logits."""
-        rows, items, bias = seen
-        hit = items == target[rows]
-        pos = pos.index_put((rows[hit], torch.zeros_like(rows[hit])), bias[hit].to(pos.dtype), accumulate=True)
-        # Every sampled column holding a history item gets its bias (an item may be drawn more than once).
-        drawn, column_of = sampled.sort()
-        first = torch.searchsorted(drawn, items)
-        count = torch.searchsorted(drawn, items, right=True) - first  # [entries]
-        entry = torch.repeat_interleave(torch.arange(len(items), device=items.device), count)
-        within = torch.arange(len(entry), device=items.device) - torch.repeat_interleave(count.cumsum(0) - count, count)
-        column = column_of[first[entry] + within]
-        neg = neg.index_put((rows[entry], column), bias[entry].to(neg.dtype), accumulate=True)
-        return pos, neg
 
 
 def attention_mask(inputs: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from pipelines import registry
 from pipelines.compute import derive_seed
 from pipelines.errors import DataError
 from pipelines.modeltask import Candidate, Checkpoint, Context, Served
-from pipelines.recs.baselines import popularity
+from pipelines.ranking import popularity
 from pipelines.recs.config import MODEL_NAME, RecsConfig
 from pipelines.recs.infer import aligned, model_topk, popularity_topk, ranking
 from pipelines.recs.metrics import evaluate
@@ -201,7 +201,7 @@ def _metrics(result: TrainResult, split: LeaveOneOut, n_items: int, device: torc
     model = result.model
     test = evaluate(score_batches(model, split.test_input, split.test_target, device), n_items)
     excl = evaluate(score_batches(model, split.test_input, split.test_target, device, exclude_history=True), n_items)
-    pop = popularity(split.train, n_items)
+    pop = popularity(split.train.items, n_items + 1, split.train.weights)
     pop_valid = evaluate(_constant(pop, len(split.valid_target), split.valid_target), n_items)
     pop_test = evaluate(_constant(pop, len(split.test_target), split.test_target), n_items)
     metrics = {f"valid_{k}": v for k, v in result.best_valid.items() if k != "users"}

@@ -45,19 +45,6 @@ class TrainResult:
         return float(np.median([h["seconds"] for h in self.history])) if self.history else 0.0
 
 
-def model_config(config: RecsConfig, n_items: int) -> SASRecConfig:
-    return SASRecConfig(
-        n_items=n_items,
-        max_len=config.max_len,
-        hidden=config.hidden,
-        blocks=config.blocks,
-        heads=config.heads,
-        dropout=config.dropout,
-        norm_first=config.norm_first,
-        repeat_bias=config.repeat_bias,
-    )
-
-
 def _batches(train: Sequences, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Users with at least one (input, next item) pair, bucketed by length with random jitter."""
     lengths = train.lengths
@@ -114,10 +101,9 @@ def _autocast(device: torch.device) -> torch.autocast:
 
 
 def _optimizer(model: SASRec, config: RecsConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
+    return torch.optim.Adam(
         model.parameters(),
         lr=config.learning_rate,
-        weight_decay=config.weight_decay,
         betas=(0.9, 0.98),
         fused=True,  # one kernel for all parameters: the per-tensor loop dominated small CPU steps
     )
@@ -132,7 +118,7 @@ def _start(
 ) -> tuple[SASRec, torch.optim.Optimizer, np.random.Generator]:
     """A seeded model (fresh, or from `init_state`), its optimizer and the batch-order generator."""
     torch.manual_seed(seed)
-    model = SASRec(model_config(config, n_items))
+    model = SASRec(SASRecConfig.from_task_config(config, n_items))
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
@@ -155,7 +141,7 @@ def _epoch(
     for rows in _batches(seqs, config.batch_size, rng):
         inputs, targets, weights = _tensors(seqs, rows, config.max_len, device)
         with _autocast(device):
-            loss = model.loss(inputs, targets, weights, config.negatives)
+            loss = model.loss(inputs, targets, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -207,7 +207,7 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
             "user_profile_vae-v1",
             day,
             "champion",
-            {"ndcg_at_100": 0.31, "popularity_ndcg_at_100": 0.12, "ease_ndcg_at_100": 0.35},
+            {"ndcg@100": 0.31, "popularity_ndcg@100": 0.12, "ease_ndcg@100": 0.35},
         ),
     ]
     with engine.begin() as conn:
