@@ -15,8 +15,10 @@ from pipelines.creatives.candidate import _warm_start
 from pipelines.creatives.config import MODEL_NAME, CreativesConfig
 from pipelines.creatives.data import ImageSet
 from pipelines.creatives.gan import Discriminator, GanSpec
+from pipelines.creatives.task import GanModel
 from pipelines.creatives.train import GanState, new_state, run_key, train_gan
 from pipelines.errors import ConfigError
+from pipelines.modeltask import Served
 from pipelines.registry import ModelRun
 from tests.creatives.store import CATEGORIES, DAY, SIZE, TINY, shape
 
@@ -98,11 +100,12 @@ def test_a_champion_without_the_head_warm_starts_a_run_with_one_all_but_the_head
     trained = new_state(GanSpec.from_task_config(WITHOUT_HEAD, 3), WITHOUT_HEAD, seed=2, device=CPU)
     older = trained.payload() | {"classes": list(CATEGORIES)}
     older["spec"] = {k: v for k, v in older["spec"].items() if k != "class_head"}  # saved before the field
-    champion = ModelRun(MODEL_NAME, "v1", DAY, "champion", {}, {}, {}, None, None)
+    run = ModelRun(MODEL_NAME, "v1", DAY, "promoted", {}, {}, {}, None, None)
 
     def start(config: CreativesConfig, payload: dict) -> tuple[GanState, str | None]:
         state = new_state(GanSpec.from_task_config(config, 3), config, seed=1, device=CPU)
-        return state, _warm_start(None, DAY, state, champion, payload, data, config)[0]  # type: ignore[arg-type]
+        parent = Served(run, GanModel(payload), None)  # type: ignore[arg-type]
+        return state, _warm_start(None, DAY, state, parent, data, config)[0]  # type: ignore[arg-type]
 
     same, version = start(WITHOUT_HEAD, older)
     assert version == "v1"
