@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.warehouse.engine import get_engine
-from pipelines.web.sample import SampleSpec
 from tests.web.conftest import PASSWORD, USER, ApiServer
+from tests.web.sample import SampleSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 

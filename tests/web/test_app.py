@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines.web import csrf
 from pipelines.web.app import create_app
-from pipelines.web.sample import SampleSpec, write_sample
+from tests.web.sample import SampleSpec, write_sample
 
 with warnings.catch_warnings():  # starlette asks for `httpx2`, which Airflow's pins do not bring
     warnings.simplefilter("ignore")

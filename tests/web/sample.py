@@ -1,4 +1,4 @@
-"""A small, fully populated business date for the Marketing pages: tests, the browser check and the
+"""A small, fully populated business date for the Marketing pages: the web tests, the browser check and the
 page-latency benchmark write it so the pages have something of every kind to show, whatever the model
 packages have produced so far. Bulk rows go through warehouse.partitions (COPY).
 """
