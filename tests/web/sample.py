@@ -129,19 +129,34 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
         day,
         pd.DataFrame(
             {
-                "expectation": ["events.event_id.unique", "events.price.non_negative", "events.volume.in_range"],
+                "expectation": [
+                    "events.schema.columns",
+                    "events.event_id.unique",
+                    "events.price.non_negative",
+                    "events.volume.trailing_mean",
+                ],
                 "expectation_type": [
+                    "ExpectTableColumnsToMatchSet",
                     "ExpectColumnValuesToBeUnique",
                     "ExpectColumnValuesToBeBetween",
                     "ExpectTableRowCountToBeBetween",
                 ],
                 "table_name": "events",
-                "column_name": ["event_id", "price", None],
-                "severity": ["critical", "critical", "warning"],
-                "success": [True, True, False],
-                "observed_value": [None, None, {"rows": 12}],
-                "unexpected_count": pd.array([0, 0, None], dtype="Int64"),
-                "unexpected_sample": [None, None, None],
+                "column_name": [None, "event_id", "price", None],
+                "severity": ["critical", "critical", "critical", "warning"],
+                "success": [True, True, True, False],
+                # the shapes the gate stores (pipelines.quality.validation.to_result), as JSON text like its rows
+                "observed_value": [
+                    json.dumps(value)
+                    for value in (
+                        ["batch_date", "event_id", "user_id", "item_id", "event_type", "event_ts", "price", "quantity"],
+                        {"element_count": 4143, "unexpected_percent": 0.0},
+                        {"element_count": 4143, "unexpected_percent": 0.0},
+                        {"observed": 4143, "trailing_mean": 6250.5, "history_days": 7, "allowed": [4687.88, 7813.13]},
+                    )
+                ],
+                "unexpected_count": pd.array([None, 0, 0, None], dtype="Int64"),
+                "unexpected_sample": [None, None, None, None],
             }
         ),
     )

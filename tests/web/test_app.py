@@ -87,8 +87,8 @@ def test_date_page_shows_every_section(client: TestClient) -> None:
     page = client.get(f"/dates/{SPEC.day}")
     assert page.status_code == 200
     html = page.text
-    assert "events.volume.in_range" in html and 'class="warn"' in html  # failed warning shown as warn
-    assert html.count('class="pass"') >= 2
+    assert "events.volume.trailing_mean" in html and 'class="warn"' in html  # failed warning shown as warn
+    assert html.count('class="pass"') >= 3
     assert "/marketing/artifacts/data_docs/2024-03-31/index.html" in html
     # metrics against the champion re-measured on the same split and the popularity baseline
     row = re.search(r"<td>valid_ndcg@10</td>(.*?)</tr>", html, re.S)
@@ -97,6 +97,18 @@ def test_date_page_shows_every_section(client: TestClient) -> None:
     assert html.count('class="creative"') == 6 and "Campaign 7: Spring sale" in html
     assert "Segment 2: shirts lovers" in html
     assert html.count('<tr><td class="num">') == 9  # three sampled users per segment
+
+
+def test_dq_observed_values_read_as_words_not_json(client: TestClient) -> None:
+    html = client.get(f"/dates/{SPEC.day}").text
+    observed = re.findall(r'<td class="observed">(.*?)</td>', html, re.S)
+    assert len(observed) == 4
+    assert "4,143 rows, 0.0% unexpected" in observed
+    assert "4,143; trailing mean 6,250.50 over 7 days; allowed 4,687.88 to 7,813.13" in observed
+    assert any(
+        o.startswith("batch_date, event_id, user_id, item_id, event_type, event_ts and 2 more") for o in observed
+    )
+    assert not any("{" in o or "&#34;" in o or "[" in o for o in observed)
 
 
 def test_index_shows_the_latest_date_and_run_tab_resolves_its_date(client: TestClient) -> None:

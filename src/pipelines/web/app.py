@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
 
 from pipelines.web import csrf, queries
+from pipelines.web.observed import describe_observed
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ RunDateResolver = Callable[[str, str], dt.date | None]
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["metric"] = lambda v: "" if v is None else f"{v:.4f}"
+    env.filters["observed"] = describe_observed
     return env
 
 
