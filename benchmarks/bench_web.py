@@ -33,7 +33,7 @@ from pipelines.web.app import create_app
 
 # The sample date is the web tests' fixture; a script's path holds only benchmarks/, so add the repository.
 sys.path.insert(0, str(ROOT))
-from tests.web.sample import SampleSpec, write_sample  # noqa: E402
+from tests.web.sample import BANNER_SIZES, CREATIVE_CATEGORIES, SampleSpec, write_sample  # noqa: E402
 
 SECTION = "Marketing pages in the Airflow UI (bench_web.py)"
 
@@ -89,11 +89,12 @@ def main() -> None:
             f"| {1000 * max(t):.1f} |"
             for page, t in results.items()
         )
+        creatives = spec.segments * len(CREATIVE_CATEGORIES) * len(BANNER_SIZES)
         replace_section(
             SECTION,
             f"""Protocol: one business date with {spec.users:,} users (each with a profile and top-{spec.top_k}
 recommendations: {spec.users * spec.top_k:,} rows), {spec.items:,} items, {spec.segments} segments,
-{spec.segments * 2} creatives, on embedded PostgreSQL 18 (ANALYZEd); the `pipelines.web` app served by
+{creatives} creatives, on embedded PostgreSQL 18 (ANALYZEd); the `pipelines.web` app served by
 uvicorn on loopback, {args.requests} sequential requests per page with httpx after one warm-up request,
 identity from a trusted header (Airflow's JWT check not included). Target: under 1 s.
 Command: `flock /tmp/cpu-bench.lock .venv/bin/python benchmarks/bench_web.py --write-docs`.

@@ -14,7 +14,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines.creatives.banner import compose_banner
+from pipelines.creatives.config import CreativesConfig, banner_size
 from pipelines.warehouse.partitions import copy_frames, replace_partition
+
+CREATIVE_CATEGORIES = ("shoes", "bags")
+BANNER_SIZES = CreativesConfig().banner_sizes  # the sizes the creatives task composes: 300x250 and 728x90
 
 
 @dataclass(frozen=True)
@@ -165,14 +170,21 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
             "segment_id": segment,
             "category": category,
             "rank": 1,
-            "banner_size": "300x250",
-            "image": png(300, 250, 40 * segment + (0 if category == "shoes" else 20)),
-            "headline": f"{category.title()} for you",
+            "banner_size": size,
+            "image": compose_banner(
+                rng.integers(0, 256, size=(1, 28, 28), dtype=np.uint8),  # [channels, h, w] like the GAN's
+                banner_size(size),
+                f"New season {category} for you",
+                "Shop now",
+                palette=segment,
+            ),
+            "headline": f"New season {category} for you",
             "scores": {"quality": 0.8, "classifier_confidence": 0.9},
             "model_version": "cgan-v1",
         }
         for segment in range(spec.segments)
-        for category in ("shoes", "bags")
+        for category in CREATIVE_CATEGORIES
+        for size in BANNER_SIZES
     ]
     replace_partition(
         engine,

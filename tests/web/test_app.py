@@ -77,7 +77,7 @@ def _status(engine: Engine, segment_id: int) -> tuple[str, str | None, dt.dateti
         return conn.execute(
             sa.text(
                 """SELECT status, reviewed_by, reviewed_at FROM ad_creatives
-                   WHERE campaign_id = :c AND segment_id = :s AND category = 'shoes'"""
+                   WHERE campaign_id = :c AND segment_id = :s AND category = 'shoes' AND banner_size = '300x250'"""
             ),
             {"c": SPEC.campaign_id, "s": segment_id},
         ).one()
@@ -94,7 +94,10 @@ def test_date_page_shows_every_section(client: TestClient) -> None:
     row = re.search(r"<td>valid_ndcg@10</td>(.*?)</tr>", html, re.S)
     assert row is not None and re.findall(r">([\d.]+)<", row.group(1)) == ["0.0610", "0.0500", "0.0120"]
     assert "/marketing/artifacts/models/sasrec/2024-03-31/model-abcdef1234.png" in html
-    assert html.count('class="creative"') == 6 and "Campaign 7: Spring sale" in html
+    assert html.count('class="creative"') == 12 and "Campaign 7: Spring sale" in html
+    # every card is sized to its banner: 300x250 rectangles and 728x90 leaderboards
+    assert html.count('width="300" height="250"') == 6 and html.count('width="728" height="90"') == 6
+    assert html.count("width: calc(728px + .8rem + 2px)") == 6
     assert "Segment 2: shirts lovers" in html
     assert html.count('<tr><td class="num">') == 9  # three sampled users per segment
 

@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipelines.creatives.config import banner_size
+
 # Prefixes under which a model run stores the same metric measured for a reference on the same split
 # (see pipelines.profiles.task._flat_metrics and pipelines.recs.task._metrics).
 REFERENCE_PREFIXES = ("champion", "popularity", "ease")
@@ -125,22 +127,22 @@ def metric_table(metrics: dict[str, float], champion: dict[str, float] | None, i
 
 
 def creatives(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
-    """The day's creatives without their image bytes, ordered for a gallery by campaign and segment."""
-    return list(
-        conn.execute(
-            sa.text(
-                """SELECT a.campaign_date, a.campaign_id, c.name AS campaign_name, a.segment_id,
-                          s.label AS segment_label, a.category, a.rank, a.banner_size, a.headline, a.scores,
-                          a.status, a.reviewed_by, a.reviewed_at, a.model_version
-                   FROM ad_creatives a
-                   JOIN campaigns c USING (campaign_id)
-                   LEFT JOIN segments s ON s.as_of_date = a.campaign_date AND s.segment_id = a.segment_id
-                   WHERE a.campaign_date = :d
-                   ORDER BY a.campaign_id, a.segment_id, a.category, a.rank, a.banner_size"""
-            ),
-            {"d": day},
-        ).mappings()
-    )
+    """The day's creatives without their image bytes, with each banner's pixel size, for a gallery by
+    campaign and segment; a segment's banners of one size sit together so same-width cards share rows."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT a.campaign_date, a.campaign_id, c.name AS campaign_name, a.segment_id,
+                      s.label AS segment_label, a.category, a.rank, a.banner_size, a.headline, a.scores,
+                      a.status, a.reviewed_by, a.reviewed_at, a.model_version
+               FROM ad_creatives a
+               JOIN campaigns c USING (campaign_id)
+               LEFT JOIN segments s ON s.as_of_date = a.campaign_date AND s.segment_id = a.segment_id
+               WHERE a.campaign_date = :d
+               ORDER BY a.campaign_id, a.segment_id, a.banner_size, a.category, a.rank"""
+        ),
+        {"d": day},
+    ).mappings()
+    return [{**row, **dict(zip(("width", "height"), banner_size(row["banner_size"]), strict=True))} for row in rows]
 
 
 def creative_image(conn: Connection, key: CreativeKey) -> bytes | None:
