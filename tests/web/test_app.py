@@ -12,11 +12,13 @@ import re
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from fastapi import HTTPException, Request
 from sqlalchemy.engine import Engine
 
+from pipelines.warehouse.partitions import replace_partition
 from pipelines.web import csrf
 from pipelines.web.app import create_app
 from tests.web.sample import SampleSpec, write_sample
@@ -119,6 +121,55 @@ def test_index_shows_the_latest_date_and_run_tab_resolves_its_date(client: TestC
     tab = client.get("/runs/marketing_daily/scheduled__2024-03-31")
     assert tab.status_code == 200 and "(run scheduled__2024-03-31)" in tab.text
     assert client.get("/runs/marketing_daily/unknown").status_code == 404
+
+
+def _gate_results(engine: Engine, day: dt.date, *, critical_failure: bool) -> None:
+    """The quality gate's rows for `day`, as a run writes them before it stops or goes on."""
+    replace_partition(
+        engine,
+        "dq_results",
+        day,
+        pd.DataFrame(
+            {
+                "expectation": ["events.batch.not_empty"],
+                "expectation_type": ["ExpectTableRowCountToBeBetween"],
+                "table_name": ["events"],
+                "column_name": [None],
+                "severity": ["critical"],
+                "success": [not critical_failure],
+                "observed_value": ["0" if critical_failure else "4143"],
+                "unexpected_count": pd.array([None], dtype="Int64"),
+                "unexpected_sample": [None],
+            }
+        ),
+    )
+
+
+def test_index_opens_on_the_newest_complete_date_not_a_newer_failed_run(client: TestClient, engine: Engine) -> None:
+    far_future, unfinished = dt.date(2099, 1, 1), SPEC.day + dt.timedelta(days=1)
+    _gate_results(engine, far_future, critical_failure=True)  # no events that day: the gate stopped the run
+    _gate_results(engine, unfinished, critical_failure=False)  # gate passed, the models never wrote
+    html = client.get("/").text
+    assert "business date 2024-03-31" in html
+    skipped = re.search(r'<p class="notice" id="skipped-dates">(.*?)</p>', html, re.S)
+    assert skipped is not None  # the newer dates are one click away, with what went wrong
+    assert '<a href="/marketing/dates/2099-01-01">2099-01-01</a> (gate failed)' in skipped.group(1)
+    assert '<a href="/marketing/dates/2024-04-01">2024-04-01</a> (incomplete)' in skipped.group(1)
+    nav = re.search(r'<nav aria-label="business dates">(.*?)</nav>', html, re.S)
+    assert nav is not None
+    # (the sample's 2024-03-30 holds only the previous champion's model run)
+    states = ["gate-failed", "incomplete", "complete current", "incomplete"]
+    assert re.findall(r'class="([^"]+)"', nav.group(1)) == states
+    failed = client.get("/dates/2099-01-01").text
+    assert "business date 2099-01-01" in failed and "The run for 2099-01-01: gate failed." in failed
+    assert 'id="skipped-dates"' not in failed
+
+
+def test_index_falls_back_to_the_newest_date_when_no_run_completed(engine: Engine, tmp_path: Path) -> None:
+    _gate_results(engine, dt.date(2099, 1, 1), critical_failure=True)
+    _gate_results(engine, dt.date(2098, 1, 1), critical_failure=True)
+    html = _client(engine, tmp_path).get("/").text
+    assert "business date 2099-01-01" in html and "The run for 2099-01-01: gate failed." in html
 
 
 def test_creative_images_are_served_as_png(client: TestClient) -> None:

@@ -49,11 +49,37 @@ _KEY_WHERE = (
 )
 
 
-def business_dates(conn: Connection, limit: int = 30) -> list[dt.date]:
-    """The latest dates that have any output, newest first (small tables only: no big partition scans)."""
+@dataclass(frozen=True)
+class BusinessDay:
+    """A date with outputs and how its run went: `complete` (the quality gate passed and the profiles and
+    recommendations it gates were written), `gate failed` (a critical check failed: nothing was trained),
+    or `incomplete` (anything else, e.g. a run still going or one that failed in a model task)."""
+
+    day: dt.date
+    state: str
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "complete"
+
+
+# A date's state by the definition in BusinessDay; {d} names the column that holds the date.
+_STATE_OF_DAY = """CASE
+    WHEN EXISTS (SELECT 1 FROM dq_results q WHERE q.as_of_date = {d} AND NOT q.success AND q.severity = 'critical')
+        THEN 'gate failed'
+    WHEN EXISTS (SELECT 1 FROM dq_results q WHERE q.as_of_date = {d})
+         AND EXISTS (SELECT 1 FROM segments s WHERE s.as_of_date = {d})
+         AND EXISTS (SELECT 1 FROM recommendations r WHERE r.as_of_date = {d})
+        THEN 'complete'
+    ELSE 'incomplete' END"""
+
+
+def business_dates(conn: Connection, limit: int = 30) -> list[BusinessDay]:
+    """The latest dates that have any output, newest first, each with its run's state (small tables and
+    index probes only: no big partition scans)."""
     rows = conn.execute(
         sa.text(
-            """SELECT d FROM (
+            f"""SELECT d, {_STATE_OF_DAY.format(d="dates.d")} AS state FROM (
                    SELECT DISTINCT as_of_date AS d FROM dq_results
                    UNION SELECT DISTINCT as_of_date FROM model_runs
                    UNION SELECT DISTINCT as_of_date FROM segments
@@ -62,7 +88,20 @@ def business_dates(conn: Connection, limit: int = 30) -> list[dt.date]:
         ),
         {"n": limit},
     )
-    return [row.d for row in rows]
+    return [BusinessDay(row.d, row.state) for row in rows]
+
+
+def latest_complete_date(conn: Connection) -> dt.date | None:
+    """The newest date whose run is complete (BusinessDay), however many failed dates came after it.
+
+    Every complete date has segments, so their dates (a few rows a day) are the candidates."""
+    return conn.execute(
+        sa.text(
+            f"""SELECT d FROM (SELECT DISTINCT as_of_date AS d FROM segments) dates
+                WHERE {_STATE_OF_DAY.format(d="dates.d")} = 'complete'
+                ORDER BY d DESC LIMIT 1"""
+        )
+    ).scalar()
 
 
 def dq_results(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
