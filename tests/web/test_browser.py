@@ -1,32 +1,22 @@
 """Headless Chromium on the real Airflow UI: log in, open Marketing and a creative gallery, see images.
 
-Needs Debian's `chromium` and `chromium-driver` (/usr/bin/chromium, /usr/bin/chromedriver) and the
-`selenium` package; skipped with a reason when the browser is not installed. Screenshots go to the
-test's temporary folder and, when SCREENSHOT_DIR is set, there too (CI keeps them).
+Skipped with a reason when Debian's chromium is not installed (tests.browser).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser import WAIT_S, chromium, require_chromium, screenshot
 from tests.web.conftest import PASSWORD, RUN_ID, USER, ApiServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WAIT_S = 90  # generous: the 2 shared cores may be busy; every wait is still bounded
-
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip("Debian chromium and chromium-driver are not installed", allow_module_level=True)
-
-webdriver = pytest.importorskip("selenium.webdriver")
+require_chromium()
+from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -35,40 +25,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 @pytest.fixture
 def browser() -> Iterator[webdriver.Chrome]:
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    # An explicit driver path: Selenium Manager would otherwise try to download one.
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(WAIT_S)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _screenshot(driver: webdriver.Chrome, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / f"{name}.png"
-    driver.save_screenshot(str(path))
-    keep = os.environ.get("SCREENSHOT_DIR")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(keep) / path.name)
-    return path
 
 
 def _log_in(driver: webdriver.Chrome, server: ApiServer) -> None:
@@ -110,7 +68,7 @@ def test_logged_in_user_sees_marketing_page_with_images_and_metrics(
         browser.execute_script("arguments[0].scrollIntoView()", images[0])  # the screenshot shows the gallery
         browser.switch_to.default_content()
     finally:
-        shot = _screenshot(browser, tmp_path, "marketing-page")  # also on failure: what the person saw
+        shot = screenshot(browser, tmp_path, "marketing-page")  # also on failure: what the person saw
     assert shot.stat().st_size > 10_000
 
 
@@ -134,7 +92,7 @@ def test_leaderboard_banners_scale_down_inside_their_cards_on_a_narrow_page(
         wide_card = browser.find_element(By.CSS_SELECTOR, ".gallery img[width='728']")
         browser.execute_script("arguments[0].scrollIntoView()", wide_card)
     finally:
-        _screenshot(browser, tmp_path, "marketing-page-narrow")
+        screenshot(browser, tmp_path, "marketing-page-narrow")
 
 
 # Each creative card's box, its banner's box and natural size, and its review buttons' boxes, in CSS pixels.
@@ -201,11 +159,11 @@ def test_run_tab_shows_the_runs_business_date(api_server: ApiServer, browser: we
         assert browser.find_elements(By.CSS_SELECTOR, "img.creative")
         browser.switch_to.default_content()
     finally:
-        _screenshot(browser, tmp_path, "marketing-run-tab")
+        screenshot(browser, tmp_path, "marketing-run-tab")
 
 
 def test_anonymous_browser_is_refused(api_server: ApiServer, browser: webdriver.Chrome, tmp_path: Path) -> None:
     browser.get(f"{api_server.url}/marketing/")
     assert "Not authenticated" in browser.find_element(By.TAG_NAME, "body").text
     assert not browser.find_elements(By.CSS_SELECTOR, "img.creative")
-    _screenshot(browser, tmp_path, "anonymous")
+    screenshot(browser, tmp_path, "anonymous")
