@@ -236,6 +236,8 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
             "champion",
             {"ndcg_at_100": 0.31, "popularity_ndcg_at_100": 0.12, "ease_ndcg_at_100": 0.35},
         ),
+        # the GAN is retrained less often: the creatives of `day` come from an older champion
+        ("creative_gan", "cgan-v1", day - dt.timedelta(days=3), "champion", {"conditional_accuracy": 0.97}),
     ]
     with engine.begin() as conn:
         for name, version, as_of, status, metrics in runs:

@@ -157,8 +157,8 @@ def test_index_opens_on_the_newest_complete_date_not_a_newer_failed_run(client: 
     assert '<a href="/marketing/dates/2024-04-01">2024-04-01</a> (incomplete)' in skipped.group(1)
     nav = re.search(r'<nav aria-label="business dates">(.*?)</nav>', html, re.S)
     assert nav is not None
-    # (the sample's 2024-03-30 holds only the previous champion's model run)
-    states = ["gate-failed", "incomplete", "complete current", "incomplete"]
+    # (the sample's 03-30 and 03-28 hold only the model runs of earlier champions)
+    states = ["gate-failed", "incomplete", "complete current", "incomplete", "incomplete"]
     assert re.findall(r'class="([^"]+)"', nav.group(1)) == states
     failed = client.get("/dates/2099-01-01").text
     assert "business date 2099-01-01" in failed and "The run for 2099-01-01: gate failed." in failed
@@ -170,6 +170,59 @@ def test_index_falls_back_to_the_newest_date_when_no_run_completed(engine: Engin
     _gate_results(engine, dt.date(2098, 1, 1), critical_failure=True)
     html = _client(engine, tmp_path).get("/").text
     assert "business date 2099-01-01" in html and "The run for 2099-01-01: gate failed." in html
+
+
+def _served(html: str) -> list[list[str]]:
+    table = re.search(r'<table id="served-table">(.*?)</table>', html, re.S)
+    assert table is not None
+    return [
+        re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(<td.*?)</tr>", table.group(1), re.S)
+    ]
+
+
+def test_date_page_names_the_serving_versions_and_the_dates_they_were_trained_as_of(client: TestClient) -> None:
+    html = client.get(f"/dates/{SPEC.day}").text
+    assert _served(html) == [
+        ["creative_gan", "cgan-v1", "2024-03-28", "current"],
+        ["sasrec", "sasrec-v1", "2024-03-31", "current"],
+        ["user_profile_vae", "user_profile_vae-v1", "2024-03-31", "current"],
+    ]
+    assert 'id="stale"' not in html
+
+
+def test_a_later_promotion_for_the_same_date_marks_it_stale(client: TestClient, engine: Engine) -> None:
+    with engine.begin() as conn:  # a forced rerun of 2024-03-31 promoted other weights after the outputs
+        conn.execute(sa.text("UPDATE model_runs SET status = 'retired' WHERE version = 'sasrec-v1'"))
+        conn.execute(
+            sa.text(
+                """INSERT INTO model_runs (model_name, version, as_of_date, status, promoted_at)
+                   VALUES ('sasrec', 'sasrec-v1b', :d, 'champion', now())"""
+            ),
+            {"d": SPEC.day},
+        )
+    html = client.get(f"/dates/{SPEC.day}").text
+    stale = re.search(r'<div class="stale" id="stale">(.*?)</div>', html, re.S)
+    assert stale is not None and "Stale: rerun 2024-03-31." in stale.group(1)
+    assert "sasrec: the champion of 2024-03-31 is now sasrec-v1b (trained as of 2024-03-31)" in stale.group(1)
+    assert ["sasrec", "sasrec-v1", "2024-03-31", "stale"] in _served(html)
+
+
+def test_outputs_from_a_model_trained_on_later_data_are_stale(client: TestClient, engine: Engine) -> None:
+    later = SPEC.day + dt.timedelta(days=5)
+    with engine.begin() as conn:  # a backfill of 2024-03-31 served with a champion trained as of 04-05
+        conn.execute(
+            sa.text(
+                """INSERT INTO model_runs (model_name, version, as_of_date, status)
+                   VALUES ('user_profile_vae', 'user_profile_vae-v9', :d, 'rejected')"""
+            ),
+            {"d": later},
+        )
+        conn.execute(
+            sa.text("UPDATE segments SET model_version = 'user_profile_vae-v9' WHERE as_of_date = :d"), {"d": SPEC.day}
+        )
+    html = client.get(f"/dates/{SPEC.day}").text
+    assert "trained on data up to 2024-04-05, after this date; rerun 2024-03-31" in html
+    assert ["user_profile_vae", "user_profile_vae-v9", "2024-04-05", "stale"] in _served(html)
 
 
 def test_creative_images_are_served_as_png(client: TestClient) -> None:
@@ -233,7 +286,7 @@ def test_empty_warehouse_and_empty_date_render_gracefully(engine: Engine, tmp_pa
     assert "No outputs yet" in client.get("/").text
     page = client.get("/dates/2024-01-01")
     assert page.status_code == 200
-    for message in ("has not run", "No model was trained", "No creatives", "No recommendations"):
+    for message in ("No model outputs", "has not run", "No model was trained", "No creatives", "No recommendations"):
         assert message in page.text
     assert client.get("/dates/not-a-date").status_code == 404
 

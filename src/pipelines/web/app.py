@@ -87,6 +87,7 @@ def create_app(
                 "skipped": [d for d in days if d.day > day] if landing else [],
                 "day_state": next((d.state for d in days if d.day == day), None),
                 "dq": queries.dq_results(conn, day),
+                "served": queries.served_models(conn, day),
                 "models": queries.model_runs(conn, day),
                 "creatives": queries.creatives(conn, day),
                 "recommendations": queries.recommendation_sample(conn, day),

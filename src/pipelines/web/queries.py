@@ -14,7 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipelines.creatives.config import MODEL_NAME as CREATIVES_MODEL
 from pipelines.creatives.config import banner_size
+from pipelines.profiles.config import MODEL_NAME as PROFILES_MODEL
+from pipelines.recs.config import MODEL_NAME as RECS_MODEL
 
 # Prefixes under which a model run stores the same metric measured for a reference on the same split
 # (see pipelines.profiles.task._flat_metrics and pipelines.recs.task._metrics).
@@ -142,6 +145,80 @@ def model_runs(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
         }
         for run in runs
     ]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """Which model version wrote a date's outputs, the date it was trained as of, and why the date is
+    stale (its outputs no longer follow the model lineage: rerun it), if it is."""
+
+    model_name: str
+    version: str
+    model_as_of: dt.date | None  # None: the version is not in the model registry
+    stale_reason: str | None
+
+
+def served_models(conn: Connection, day: dt.date) -> list[ServedModel]:
+    """The versions that served `day`, read from the output partitions' model_version columns.
+
+    The champion of D is the latest promotion with an as-of date <= D. A date is stale when its outputs
+    came from a model trained on later data than D, or from another version than D's champion (a later
+    promotion at an earlier date changed its lineage). One version writes a whole partition, so one row
+    of segments and of recommendations names it (an index probe, never a partition scan).
+    """
+    rows = conn.execute(
+        sa.text(
+            """WITH served (model_name, version) AS (
+                   SELECT :profiles, (SELECT model_version FROM segments WHERE as_of_date = :d LIMIT 1)
+                   UNION ALL
+                   SELECT :recs, (SELECT model_version FROM recommendations WHERE as_of_date = :d LIMIT 1)
+                   UNION ALL
+                   SELECT DISTINCT :creatives, model_version FROM ad_creatives WHERE campaign_date = :d
+               )
+               SELECT s.model_name, s.version, r.as_of_date AS model_as_of,
+                      c.version AS champion_version, c.as_of_date AS champion_as_of
+               FROM served s
+               LEFT JOIN model_runs r ON r.model_name = s.model_name AND r.version = s.version
+               LEFT JOIN LATERAL (
+                   SELECT p.version, p.as_of_date FROM model_runs p
+                   WHERE p.model_name = s.model_name AND p.status IN ('champion', 'retired')
+                         AND p.as_of_date <= :d
+                   ORDER BY p.as_of_date DESC, p.promoted_at DESC NULLS LAST LIMIT 1
+               ) c ON true
+               WHERE s.version IS NOT NULL
+               ORDER BY s.model_name, s.version"""
+        ),
+        {"d": day, "profiles": PROFILES_MODEL, "recs": RECS_MODEL, "creatives": CREATIVES_MODEL},
+    )
+    return [
+        ServedModel(
+            row.model_name,
+            row.version,
+            row.model_as_of,
+            _stale_reason(day, row.version, row.model_as_of, row.champion_version, row.champion_as_of),
+        )
+        for row in rows
+    ]
+
+
+def _stale_reason(
+    day: dt.date,
+    version: str,
+    model_as_of: dt.date | None,
+    champion_version: str | None,
+    champion_as_of: dt.date | None,
+) -> str | None:
+    if model_as_of is not None and model_as_of > day:
+        return (
+            f"served by {version}, trained on data up to {model_as_of}, after this date; "
+            f"rerun {day} to serve the champion of that date"
+        )
+    if champion_version is not None and champion_version != version:
+        return (
+            f"the champion of {day} is now {champion_version} (trained as of {champion_as_of}), "
+            f"not the {version} that served it; rerun {day} to refresh"
+        )
+    return None
 
 
 def metric_table(metrics: dict[str, float], champion: dict[str, float] | None, is_champion: bool) -> dict[str, Any]:
