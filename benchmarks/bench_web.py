@@ -1,6 +1,6 @@
 """Marketing page latency (the Airflow UI plugin's app) on a store with 1,000,000 users.
 
-A scratch embedded PostgreSQL gets one fully populated business date (pipelines.web.sample: users,
+A scratch embedded PostgreSQL gets one fully populated business date (tests/web/sample.py: users,
 profiles, segments, top-K recommendations per user, creatives, dq results, model runs); the app is served
 by uvicorn on loopback and each page is requested N times in a row with httpx; p50/p95 go to
 docs/benchmarks.md. Identity comes from a trusted header here: the figure is the page's own work
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -23,13 +24,16 @@ import httpx
 import uvicorn
 from fastapi import HTTPException, Request
 
-from common import free_port, machine, replace_section
+from common import ROOT, free_port, machine, replace_section
 from pipelines.warehouse.embedded import EmbeddedPostgres
 from pipelines.warehouse.engine import database_url, ensure_database, get_engine
 from pipelines.warehouse.migrations import apply_migrations
 from pipelines.web import csrf
 from pipelines.web.app import create_app
-from pipelines.web.sample import SampleSpec, write_sample
+
+# The sample date is the web tests' fixture; a script's path holds only benchmarks/, so add the repository.
+sys.path.insert(0, str(ROOT))
+from tests.web.sample import BANNER_SIZES, CREATIVE_CATEGORIES, SampleSpec, write_sample  # noqa: E402
 
 SECTION = "Marketing pages in the Airflow UI (bench_web.py)"
 
@@ -85,11 +89,12 @@ def main() -> None:
             f"| {1000 * max(t):.1f} |"
             for page, t in results.items()
         )
+        creatives = spec.segments * len(CREATIVE_CATEGORIES) * len(BANNER_SIZES)
         replace_section(
             SECTION,
             f"""Protocol: one business date with {spec.users:,} users (each with a profile and top-{spec.top_k}
 recommendations: {spec.users * spec.top_k:,} rows), {spec.items:,} items, {spec.segments} segments,
-{spec.segments * 2} creatives, on embedded PostgreSQL 18 (ANALYZEd); the `pipelines.web` app served by
+{creatives} creatives, on embedded PostgreSQL 18 (ANALYZEd); the `pipelines.web` app served by
 uvicorn on loopback, {args.requests} sequential requests per page with httpx after one warm-up request,
 identity from a trusted header (Airflow's JWT check not included). Target: under 1 s.
 Command: `.venv/bin/python benchmarks/bench_web.py --write-docs`.

@@ -18,8 +18,8 @@ import pytest
 
 from pipelines.stack import Stack
 from pipelines.warehouse.engine import get_engine
-from pipelines.web.sample import SampleSpec, write_sample
 from tests.stacks import prepared_stack
+from tests.web.sample import SampleSpec, write_sample
 
 USER, PASSWORD = "alice", "correct-horse-battery"
 START_TIMEOUT_S = 120

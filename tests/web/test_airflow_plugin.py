@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.warehouse.engine import get_engine
-from pipelines.web.sample import SampleSpec
 from tests.web.conftest import PASSWORD, USER, ApiServer
+from tests.web.sample import SampleSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -91,7 +91,10 @@ def test_review_needs_the_page_token_not_just_the_session_cookie(api_server: Api
         "decision": "approved",
     }
     engine = get_engine(api_server.stack.warehouse_url)
-    query = sa.text("SELECT status, reviewed_by FROM ad_creatives WHERE segment_id = 0 AND category = 'bags'")
+    query = sa.text(
+        """SELECT status, reviewed_by FROM ad_creatives
+           WHERE segment_id = 0 AND category = 'bags' AND banner_size = '300x250'"""
+    )
 
     # What a hostile page can make the browser send: the session cookie rides along, the token cannot.
     forged, _ = _request(f"{api_server.url}/marketing/creatives/review", cookie=session, data=form)

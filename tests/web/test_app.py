@@ -12,14 +12,16 @@ import re
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from fastapi import HTTPException, Request
 from sqlalchemy.engine import Engine
 
+from pipelines.warehouse.partitions import replace_partition
 from pipelines.web import csrf
 from pipelines.web.app import create_app
-from pipelines.web.sample import SampleSpec, write_sample
+from tests.web.sample import SampleSpec, write_sample
 
 with warnings.catch_warnings():  # starlette asks for `httpx2`, which Airflow's pins do not bring
     warnings.simplefilter("ignore")
@@ -77,7 +79,7 @@ def _status(engine: Engine, segment_id: int) -> tuple[str, str | None, dt.dateti
         return conn.execute(
             sa.text(
                 """SELECT status, reviewed_by, reviewed_at FROM ad_creatives
-                   WHERE campaign_id = :c AND segment_id = :s AND category = 'shoes'"""
+                   WHERE campaign_id = :c AND segment_id = :s AND category = 'shoes' AND banner_size = '300x250'"""
             ),
             {"c": SPEC.campaign_id, "s": segment_id},
         ).one()
@@ -87,16 +89,31 @@ def test_date_page_shows_every_section(client: TestClient) -> None:
     page = client.get(f"/dates/{SPEC.day}")
     assert page.status_code == 200
     html = page.text
-    assert "events.volume.in_range" in html and 'class="warn"' in html  # failed warning shown as warn
-    assert html.count('class="pass"') >= 2
+    assert "events.volume.trailing_mean" in html and 'class="warn"' in html  # failed warning shown as warn
+    assert html.count('class="pass"') >= 3
     assert "/marketing/artifacts/data_docs/2024-03-31/index.html" in html
     # metrics against the champion re-measured on the same split and the popularity baseline
     row = re.search(r"<td>valid_ndcg@10</td>(.*?)</tr>", html, re.S)
     assert row is not None and re.findall(r">([\d.]+)<", row.group(1)) == ["0.0610", "0.0500", "0.0120"]
     assert "/marketing/artifacts/models/sasrec/2024-03-31/model-abcdef1234.png" in html
-    assert html.count('class="creative"') == 6 and "Campaign 7: Spring sale" in html
+    assert html.count('class="creative"') == 12 and "Campaign 7: Spring sale" in html
+    # every card is sized to its banner: 300x250 rectangles and 728x90 leaderboards
+    assert html.count('width="300" height="250"') == 6 and html.count('width="728" height="90"') == 6
+    assert html.count("width: calc(728px + .8rem + 2px)") == 6
     assert "Segment 2: shirts lovers" in html
     assert html.count('<tr><td class="num">') == 9  # three sampled users per segment
+
+
+def test_dq_observed_values_read_as_words_not_json(client: TestClient) -> None:
+    html = client.get(f"/dates/{SPEC.day}").text
+    observed = re.findall(r'<td class="observed">(.*?)</td>', html, re.S)
+    assert len(observed) == 4
+    assert "4,143 rows, 0.0% unexpected" in observed
+    assert "4,143; trailing mean 6,250.50 over 7 days; allowed 4,687.88 to 7,813.13" in observed
+    assert any(
+        o.startswith("batch_date, event_id, user_id, item_id, event_type, event_ts and 2 more") for o in observed
+    )
+    assert not any("{" in o or "&#34;" in o or "[" in o for o in observed)
 
 
 def test_index_shows_the_latest_date_and_run_tab_resolves_its_date(client: TestClient) -> None:
@@ -104,6 +121,108 @@ def test_index_shows_the_latest_date_and_run_tab_resolves_its_date(client: TestC
     tab = client.get("/runs/marketing_daily/scheduled__2024-03-31")
     assert tab.status_code == 200 and "(run scheduled__2024-03-31)" in tab.text
     assert client.get("/runs/marketing_daily/unknown").status_code == 404
+
+
+def _gate_results(engine: Engine, day: dt.date, *, critical_failure: bool) -> None:
+    """The quality gate's rows for `day`, as a run writes them before it stops or goes on."""
+    replace_partition(
+        engine,
+        "dq_results",
+        day,
+        pd.DataFrame(
+            {
+                "expectation": ["events.batch.not_empty"],
+                "expectation_type": ["ExpectTableRowCountToBeBetween"],
+                "table_name": ["events"],
+                "column_name": [None],
+                "severity": ["critical"],
+                "success": [not critical_failure],
+                "observed_value": ["0" if critical_failure else "4143"],
+                "unexpected_count": pd.array([None], dtype="Int64"),
+                "unexpected_sample": [None],
+            }
+        ),
+    )
+
+
+def test_index_opens_on_the_newest_complete_date_not_a_newer_failed_run(client: TestClient, engine: Engine) -> None:
+    far_future, unfinished = dt.date(2099, 1, 1), SPEC.day + dt.timedelta(days=1)
+    _gate_results(engine, far_future, critical_failure=True)  # no events that day: the gate stopped the run
+    _gate_results(engine, unfinished, critical_failure=False)  # gate passed, the models never wrote
+    html = client.get("/").text
+    assert "business date 2024-03-31" in html
+    skipped = re.search(r'<p class="notice" id="skipped-dates">(.*?)</p>', html, re.S)
+    assert skipped is not None  # the newer dates are one click away, with what went wrong
+    assert '<a href="/marketing/dates/2099-01-01">2099-01-01</a> (gate failed)' in skipped.group(1)
+    assert '<a href="/marketing/dates/2024-04-01">2024-04-01</a> (incomplete)' in skipped.group(1)
+    nav = re.search(r'<nav aria-label="business dates">(.*?)</nav>', html, re.S)
+    assert nav is not None
+    # (the sample's 03-30 and 03-28 hold only the model runs of earlier champions)
+    states = ["gate-failed", "incomplete", "complete current", "incomplete", "incomplete"]
+    assert re.findall(r'class="([^"]+)"', nav.group(1)) == states
+    failed = client.get("/dates/2099-01-01").text
+    assert "business date 2099-01-01" in failed and "The run for 2099-01-01: gate failed." in failed
+    assert 'id="skipped-dates"' not in failed
+
+
+def test_index_falls_back_to_the_newest_date_when_no_run_completed(engine: Engine, tmp_path: Path) -> None:
+    _gate_results(engine, dt.date(2099, 1, 1), critical_failure=True)
+    _gate_results(engine, dt.date(2098, 1, 1), critical_failure=True)
+    html = _client(engine, tmp_path).get("/").text
+    assert "business date 2099-01-01" in html and "The run for 2099-01-01: gate failed." in html
+
+
+def _served(html: str) -> list[list[str]]:
+    table = re.search(r'<table id="served-table">(.*?)</table>', html, re.S)
+    assert table is not None
+    return [
+        re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(<td.*?)</tr>", table.group(1), re.S)
+    ]
+
+
+def test_date_page_names_the_serving_versions_and_the_dates_they_were_trained_as_of(client: TestClient) -> None:
+    html = client.get(f"/dates/{SPEC.day}").text
+    assert _served(html) == [
+        ["creative_gan", "cgan-v1", "2024-03-28", "current"],
+        ["sasrec", "sasrec-v1", "2024-03-31", "current"],
+        ["user_profile_vae", "user_profile_vae-v1", "2024-03-31", "current"],
+    ]
+    assert 'id="stale"' not in html
+
+
+def test_a_later_promotion_for_the_same_date_marks_it_stale(client: TestClient, engine: Engine) -> None:
+    with engine.begin() as conn:  # a forced rerun of 2024-03-31 promoted other weights after the outputs
+        conn.execute(sa.text("UPDATE model_runs SET status = 'retired' WHERE version = 'sasrec-v1'"))
+        conn.execute(
+            sa.text(
+                """INSERT INTO model_runs (model_name, version, as_of_date, status, promoted_at)
+                   VALUES ('sasrec', 'sasrec-v1b', :d, 'champion', now())"""
+            ),
+            {"d": SPEC.day},
+        )
+    html = client.get(f"/dates/{SPEC.day}").text
+    stale = re.search(r'<div class="stale" id="stale">(.*?)</div>', html, re.S)
+    assert stale is not None and "Stale: rerun 2024-03-31." in stale.group(1)
+    assert "sasrec: the champion of 2024-03-31 is now sasrec-v1b (trained as of 2024-03-31)" in stale.group(1)
+    assert ["sasrec", "sasrec-v1", "2024-03-31", "stale"] in _served(html)
+
+
+def test_outputs_from_a_model_trained_on_later_data_are_stale(client: TestClient, engine: Engine) -> None:
+    later = SPEC.day + dt.timedelta(days=5)
+    with engine.begin() as conn:  # a backfill of 2024-03-31 served with a champion trained as of 04-05
+        conn.execute(
+            sa.text(
+                """INSERT INTO model_runs (model_name, version, as_of_date, status)
+                   VALUES ('user_profile_vae', 'user_profile_vae-v9', :d, 'rejected')"""
+            ),
+            {"d": later},
+        )
+        conn.execute(
+            sa.text("UPDATE segments SET model_version = 'user_profile_vae-v9' WHERE as_of_date = :d"), {"d": SPEC.day}
+        )
+    html = client.get(f"/dates/{SPEC.day}").text
+    assert "trained on data up to 2024-04-05, after this date; rerun 2024-03-31" in html
+    assert ["user_profile_vae", "user_profile_vae-v9", "2024-04-05", "stale"] in _served(html)
 
 
 def test_creative_images_are_served_as_png(client: TestClient) -> None:
@@ -167,7 +286,7 @@ def test_empty_warehouse_and_empty_date_render_gracefully(engine: Engine, tmp_pa
     assert "No outputs yet" in client.get("/").text
     page = client.get("/dates/2024-01-01")
     assert page.status_code == 200
-    for message in ("has not run", "No model was trained", "No creatives", "No recommendations"):
+    for message in ("No model outputs", "has not run", "No model was trained", "No creatives", "No recommendations"):
         assert message in page.text
     assert client.get("/dates/not-a-date").status_code == 404
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.quality.checks import EVENT_COLUMNS
+from pipelines.quality.docs_assets import localize_assets
 from pipelines.quality.results import ExpectationResult, jsonable
 from pipelines.quality.suite import BATCH_SUITE, SCHEMA_SUITE, SuiteInputs, batch_query, build_expectations
 
@@ -104,6 +105,7 @@ def run_suites(engine: Engine, inputs: SuiteInputs, docs_dir: Path) -> list[Expe
         source.get_execution_engine().engine.dispose()
     # Once for the whole run: UpdateDataDocsAction would rebuild the site once per validation definition.
     context.build_data_docs(site_names=[SITE])
+    localize_assets(docs_dir)  # GX's pages load their CSS/JS from CDNs: point them at local copies
     return [result for validation in run.run_results.values() for result in validation.results]
 
 

@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
 
 from pipelines.web import csrf, queries
+from pipelines.web.observed import describe_observed
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ RunDateResolver = Callable[[str, str], dt.date | None]
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["metric"] = lambda v: "" if v is None else f"{v:.4f}"
+    env.filters["observed"] = describe_observed
     return env
 
 
@@ -67,15 +69,25 @@ def create_app(
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def date_page(
-        request: Request, user: str, day: dt.date, run: tuple[str, str] | None = None, days: list[dt.date] | None = None
+        request: Request,
+        user: str,
+        day: dt.date,
+        run: tuple[str, str] | None = None,
+        days: list[queries.BusinessDay] | None = None,
+        landing: bool = False,
     ) -> HTMLResponse:
         started = time.perf_counter()
         with engine().connect() as conn:
+            days = days if days is not None else queries.business_dates(conn)
             context = {
                 "day": day,
                 "run": run,
-                "days": days if days is not None else queries.business_dates(conn),
+                "days": days,
+                # on the landing page: the newer dates it skipped because their runs did not complete
+                "skipped": [d for d in days if d.day > day] if landing else [],
+                "day_state": next((d.state for d in days if d.day == day), None),
                 "dq": queries.dq_results(conn, day),
+                "served": queries.served_models(conn, day),
                 "models": queries.model_runs(conn, day),
                 "creatives": queries.creatives(conn, day),
                 "recommendations": queries.recommendation_sample(conn, day),
@@ -92,9 +104,11 @@ def create_app(
     def index(request: Request, user: User) -> HTMLResponse:
         with engine().connect() as conn:
             days = queries.business_dates(conn)
+            complete = queries.latest_complete_date(conn)
         if not days:
             return render(request, "empty.html", user)
-        return date_page(request, user, days[0], days=days)
+        # A failed run (say a far-future date with no events) must not hide the last good outputs.
+        return date_page(request, user, complete or days[0].day, days=days, landing=True)
 
     @app.get("/dates/{day}", response_class=HTMLResponse)
     def by_date(request: Request, day: str, user: User) -> HTMLResponse:

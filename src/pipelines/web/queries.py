@@ -14,6 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipelines.creatives.config import MODEL_NAME as CREATIVES_MODEL
+from pipelines.creatives.config import banner_size
+from pipelines.profiles.config import MODEL_NAME as PROFILES_MODEL
+from pipelines.recs.config import MODEL_NAME as RECS_MODEL
+
 # Prefixes under which a model run stores the same metric measured for a reference on the same split
 # (see pipelines.profiles.task._flat_metrics and pipelines.recs.task._metrics).
 REFERENCE_PREFIXES = ("champion", "popularity", "ease")
@@ -47,11 +52,37 @@ _KEY_WHERE = (
 )
 
 
-def business_dates(conn: Connection, limit: int = 30) -> list[dt.date]:
-    """The latest dates that have any output, newest first (small tables only: no big partition scans)."""
+@dataclass(frozen=True)
+class BusinessDay:
+    """A date with outputs and how its run went: `complete` (the quality gate passed and the profiles and
+    recommendations it gates were written), `gate failed` (a critical check failed: nothing was trained),
+    or `incomplete` (anything else, e.g. a run still going or one that failed in a model task)."""
+
+    day: dt.date
+    state: str
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "complete"
+
+
+# A date's state by the definition in BusinessDay; {d} names the column that holds the date.
+_STATE_OF_DAY = """CASE
+    WHEN EXISTS (SELECT 1 FROM dq_results q WHERE q.as_of_date = {d} AND NOT q.success AND q.severity = 'critical')
+        THEN 'gate failed'
+    WHEN EXISTS (SELECT 1 FROM dq_results q WHERE q.as_of_date = {d})
+         AND EXISTS (SELECT 1 FROM segments s WHERE s.as_of_date = {d})
+         AND EXISTS (SELECT 1 FROM recommendations r WHERE r.as_of_date = {d})
+        THEN 'complete'
+    ELSE 'incomplete' END"""
+
+
+def business_dates(conn: Connection, limit: int = 30) -> list[BusinessDay]:
+    """The latest dates that have any output, newest first, each with its run's state (small tables and
+    index probes only: no big partition scans)."""
     rows = conn.execute(
         sa.text(
-            """SELECT d FROM (
+            f"""SELECT d, {_STATE_OF_DAY.format(d="dates.d")} AS state FROM (
                    SELECT DISTINCT as_of_date AS d FROM dq_results
                    UNION SELECT DISTINCT as_of_date FROM model_runs
                    UNION SELECT DISTINCT as_of_date FROM segments
@@ -60,7 +91,20 @@ def business_dates(conn: Connection, limit: int = 30) -> list[dt.date]:
         ),
         {"n": limit},
     )
-    return [row.d for row in rows]
+    return [BusinessDay(row.d, row.state) for row in rows]
+
+
+def latest_complete_date(conn: Connection) -> dt.date | None:
+    """The newest date whose run is complete (BusinessDay), however many failed dates came after it.
+
+    Every complete date has segments, so their dates (a few rows a day) are the candidates."""
+    return conn.execute(
+        sa.text(
+            f"""SELECT d FROM (SELECT DISTINCT as_of_date AS d FROM segments) dates
+                WHERE {_STATE_OF_DAY.format(d="dates.d")} = 'complete'
+                ORDER BY d DESC LIMIT 1"""
+        )
+    ).scalar()
 
 
 def dq_results(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
@@ -103,6 +147,80 @@ def model_runs(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    """Which model version wrote a date's outputs, the date it was trained as of, and why the date is
+    stale (its outputs no longer follow the model lineage: rerun it), if it is."""
+
+    model_name: str
+    version: str
+    model_as_of: dt.date | None  # None: the version is not in the model registry
+    stale_reason: str | None
+
+
+def served_models(conn: Connection, day: dt.date) -> list[ServedModel]:
+    """The versions that served `day`, read from the output partitions' model_version columns.
+
+    The champion of D is the latest promotion with an as-of date <= D. A date is stale when its outputs
+    came from a model trained on later data than D, or from another version than D's champion (a later
+    promotion at an earlier date changed its lineage). One version writes a whole partition, so one row
+    of segments and of recommendations names it (an index probe, never a partition scan).
+    """
+    rows = conn.execute(
+        sa.text(
+            """WITH served (model_name, version) AS (
+                   SELECT :profiles, (SELECT model_version FROM segments WHERE as_of_date = :d LIMIT 1)
+                   UNION ALL
+                   SELECT :recs, (SELECT model_version FROM recommendations WHERE as_of_date = :d LIMIT 1)
+                   UNION ALL
+                   SELECT DISTINCT :creatives, model_version FROM ad_creatives WHERE campaign_date = :d
+               )
+               SELECT s.model_name, s.version, r.as_of_date AS model_as_of,
+                      c.version AS champion_version, c.as_of_date AS champion_as_of
+               FROM served s
+               LEFT JOIN model_runs r ON r.model_name = s.model_name AND r.version = s.version
+               LEFT JOIN LATERAL (
+                   SELECT p.version, p.as_of_date FROM model_runs p
+                   WHERE p.model_name = s.model_name AND p.status IN ('champion', 'retired')
+                         AND p.as_of_date <= :d
+                   ORDER BY p.as_of_date DESC, p.promoted_at DESC NULLS LAST LIMIT 1
+               ) c ON true
+               WHERE s.version IS NOT NULL
+               ORDER BY s.model_name, s.version"""
+        ),
+        {"d": day, "profiles": PROFILES_MODEL, "recs": RECS_MODEL, "creatives": CREATIVES_MODEL},
+    )
+    return [
+        ServedModel(
+            row.model_name,
+            row.version,
+            row.model_as_of,
+            _stale_reason(day, row.version, row.model_as_of, row.champion_version, row.champion_as_of),
+        )
+        for row in rows
+    ]
+
+
+def _stale_reason(
+    day: dt.date,
+    version: str,
+    model_as_of: dt.date | None,
+    champion_version: str | None,
+    champion_as_of: dt.date | None,
+) -> str | None:
+    if model_as_of is not None and model_as_of > day:
+        return (
+            f"served by {version}, trained on data up to {model_as_of}, after this date; "
+            f"rerun {day} to serve the champion of that date"
+        )
+    if champion_version is not None and champion_version != version:
+        return (
+            f"the champion of {day} is now {champion_version} (trained as of {champion_as_of}), "
+            f"not the {version} that served it; rerun {day} to refresh"
+        )
+    return None
+
+
 def metric_table(metrics: dict[str, float], champion: dict[str, float] | None, is_champion: bool) -> dict[str, Any]:
     """Rows = the run's own metrics; columns = the run, then each reference measured beside it.
 
@@ -125,22 +243,22 @@ def metric_table(metrics: dict[str, float], champion: dict[str, float] | None, i
 
 
 def creatives(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
-    """The day's creatives without their image bytes, ordered for a gallery by campaign and segment."""
-    return list(
-        conn.execute(
-            sa.text(
-                """SELECT a.campaign_date, a.campaign_id, c.name AS campaign_name, a.segment_id,
-                          s.label AS segment_label, a.category, a.rank, a.banner_size, a.headline, a.scores,
-                          a.status, a.reviewed_by, a.reviewed_at, a.model_version
-                   FROM ad_creatives a
-                   JOIN campaigns c USING (campaign_id)
-                   LEFT JOIN segments s ON s.as_of_date = a.campaign_date AND s.segment_id = a.segment_id
-                   WHERE a.campaign_date = :d
-                   ORDER BY a.campaign_id, a.segment_id, a.category, a.rank, a.banner_size"""
-            ),
-            {"d": day},
-        ).mappings()
-    )
+    """The day's creatives without their image bytes, with each banner's pixel size, for a gallery by
+    campaign and segment; a segment's banners of one size sit together so same-width cards share rows."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT a.campaign_date, a.campaign_id, c.name AS campaign_name, a.segment_id,
+                      s.label AS segment_label, a.category, a.rank, a.banner_size, a.headline, a.scores,
+                      a.status, a.reviewed_by, a.reviewed_at, a.model_version
+               FROM ad_creatives a
+               JOIN campaigns c USING (campaign_id)
+               LEFT JOIN segments s ON s.as_of_date = a.campaign_date AND s.segment_id = a.segment_id
+               WHERE a.campaign_date = :d
+               ORDER BY a.campaign_id, a.segment_id, a.banner_size, a.category, a.rank"""
+        ),
+        {"d": day},
+    ).mappings()
+    return [{**row, **dict(zip(("width", "height"), banner_size(row["banner_size"]), strict=True))} for row in rows]
 
 
 def creative_image(conn: Connection, key: CreativeKey) -> bytes | None:

@@ -1,4 +1,4 @@
-"""A small, fully populated business date for the Marketing pages: tests, the browser check and the
+"""A small, fully populated business date for the Marketing pages: the web tests, the browser check and the
 page-latency benchmark write it so the pages have something of every kind to show, whatever the model
 packages have produced so far. Bulk rows go through warehouse.partitions (COPY).
 """
@@ -14,7 +14,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines.creatives.banner import compose_banner
+from pipelines.creatives.config import CreativesConfig, banner_size
 from pipelines.warehouse.partitions import copy_frames, replace_partition
+
+CREATIVE_CATEGORIES = ("shoes", "bags")
+BANNER_SIZES = CreativesConfig().banner_sizes  # the sizes the creatives task composes: 300x250 and 728x90
 
 
 @dataclass(frozen=True)
@@ -129,19 +134,34 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
         day,
         pd.DataFrame(
             {
-                "expectation": ["events.event_id.unique", "events.price.non_negative", "events.volume.in_range"],
+                "expectation": [
+                    "events.schema.columns",
+                    "events.event_id.unique",
+                    "events.price.non_negative",
+                    "events.volume.trailing_mean",
+                ],
                 "expectation_type": [
+                    "ExpectTableColumnsToMatchSet",
                     "ExpectColumnValuesToBeUnique",
                     "ExpectColumnValuesToBeBetween",
                     "ExpectTableRowCountToBeBetween",
                 ],
                 "table_name": "events",
-                "column_name": ["event_id", "price", None],
-                "severity": ["critical", "critical", "warning"],
-                "success": [True, True, False],
-                "observed_value": [None, None, {"rows": 12}],
-                "unexpected_count": pd.array([0, 0, None], dtype="Int64"),
-                "unexpected_sample": [None, None, None],
+                "column_name": [None, "event_id", "price", None],
+                "severity": ["critical", "critical", "critical", "warning"],
+                "success": [True, True, True, False],
+                # the shapes the gate stores (pipelines.quality.validation.to_result), as JSON text like its rows
+                "observed_value": [
+                    json.dumps(value)
+                    for value in (
+                        ["batch_date", "event_id", "user_id", "item_id", "event_type", "event_ts", "price", "quantity"],
+                        {"element_count": 4143, "unexpected_percent": 0.0},
+                        {"element_count": 4143, "unexpected_percent": 0.0},
+                        {"observed": 4143, "trailing_mean": 6250.5, "history_days": 7, "allowed": [4687.88, 7813.13]},
+                    )
+                ],
+                "unexpected_count": pd.array([None, 0, 0, None], dtype="Int64"),
+                "unexpected_sample": [None, None, None, None],
             }
         ),
     )
@@ -150,14 +170,21 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
             "segment_id": segment,
             "category": category,
             "rank": 1,
-            "banner_size": "300x250",
-            "image": png(300, 250, 40 * segment + (0 if category == "shoes" else 20)),
-            "headline": f"{category.title()} for you",
+            "banner_size": size,
+            "image": compose_banner(
+                rng.integers(0, 256, size=(1, 28, 28), dtype=np.uint8),  # [channels, h, w] like the GAN's
+                banner_size(size),
+                f"New season {category} for you",
+                "Shop now",
+                palette=segment,
+            ),
+            "headline": f"New season {category} for you",
             "scores": {"quality": 0.8, "classifier_confidence": 0.9},
             "model_version": "cgan-v1",
         }
         for segment in range(spec.segments)
-        for category in ("shoes", "bags")
+        for category in CREATIVE_CATEGORIES
+        for size in BANNER_SIZES
     ]
     replace_partition(
         engine,
@@ -209,6 +236,8 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
             "champion",
             {"ndcg@100": 0.31, "popularity_ndcg@100": 0.12, "ease_ndcg@100": 0.35},
         ),
+        # the GAN is retrained less often: the creatives of `day` come from an older champion
+        ("creative_gan", "cgan-v1", day - dt.timedelta(days=3), "champion", {"conditional_accuracy": 0.97}),
     ]
     with engine.begin() as conn:
         for name, version, as_of, status, metrics in runs:
