@@ -220,32 +220,37 @@ def _embedding_literal(engine: Engine) -> str:
 
 
 def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> None:
+    """Model runs and the lineage the lifecycle records: which version served each model on `day`."""
     runs = [
-        ("sasrec", "sasrec-v0", day - dt.timedelta(days=1), "retired", {"valid_ndcg@10": 0.05}),
+        ("sasrec", "sasrec-v0", day - dt.timedelta(days=1), "promoted", None, {"valid_ndcg@10": 0.05}),
         (
             "sasrec",
             "sasrec-v1",
             day,
-            "champion",
-            {"valid_ndcg@10": 0.061, "popularity_valid_ndcg@10": 0.012, "champion_valid_ndcg@10": 0.05},
+            "promoted",
+            "sasrec-v0",
+            {"valid_ndcg@10": 0.061, "popularity_valid_ndcg@10": 0.012, "parent_valid_ndcg@10": 0.05},
         ),
         (
             "user_profile_vae",
             "user_profile_vae-v1",
             day,
-            "champion",
+            "promoted",
+            None,
             {"ndcg@100": 0.31, "popularity_ndcg@100": 0.12, "ease_ndcg@100": 0.35},
         ),
-        # the GAN is retrained less often: the creatives of `day` come from an older champion
-        ("creative_gan", "cgan-v1", day - dt.timedelta(days=3), "champion", {"conditional_accuracy": 0.97}),
+        # the GAN's candidate of `day` failed the gate: its creatives come from an older champion
+        ("creative_gan", "cgan-v1", day - dt.timedelta(days=3), "promoted", None, {"conditional_accuracy": 0.97}),
+        ("creative_gan", "cgan-v2", day, "rejected", "cgan-v1", {"conditional_accuracy": 0.5}),
     ]
+    served = {"sasrec": "sasrec-v1", "user_profile_vae": "user_profile_vae-v1", "creative_gan": "cgan-v1"}
     with engine.begin() as conn:
-        for name, version, as_of, status, metrics in runs:
+        for name, version, as_of, status, parent, metrics in runs:
             conn.execute(
                 sa.text(
                     """INSERT INTO model_runs (model_name, version, as_of_date, status, metrics, artifact_path,
-                                               artifact_sha256)
-                       VALUES (:m, :v, :d, :s, CAST(:metrics AS jsonb), :path, :sha)"""
+                                               artifact_sha256, parent_version)
+                       VALUES (:m, :v, :d, :s, CAST(:metrics AS jsonb), :path, :sha, :parent)"""
                 ),
                 {
                     "m": name,
@@ -255,5 +260,20 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
                     "metrics": json.dumps(metrics),
                     "path": str(artifact) if artifact is not None and version == "sasrec-v1" else None,
                     "sha": "abcdef1234" + "0" * 54,
+                    "parent": parent,
                 },
+            )
+            if status == "promoted":
+                conn.execute(
+                    sa.text("INSERT INTO model_promotions (model_name, version, as_of_date) VALUES (:m, :v, :d)"),
+                    {"m": name, "v": version, "d": as_of},
+                )
+        for name, version in served.items():
+            conn.execute(
+                sa.text(
+                    """INSERT INTO served_lineage (model_name, as_of_date, version, model_as_of)
+                       SELECT model_name, :d, version, as_of_date FROM model_runs
+                       WHERE model_name = :m AND version = :v"""
+                ),
+                {"m": name, "v": version, "d": day},
             )

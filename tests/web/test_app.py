@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from fastapi import HTTPException, Request
 from sqlalchemy.engine import Engine
 
+from pipelines import registry
 from pipelines.warehouse.partitions import replace_partition
 from pipelines.web import csrf
 from pipelines.web.app import create_app
@@ -190,39 +191,25 @@ def test_date_page_names_the_serving_versions_and_the_dates_they_were_trained_as
     assert 'id="stale"' not in html
 
 
-def test_a_later_promotion_for_the_same_date_marks_it_stale(client: TestClient, engine: Engine) -> None:
-    with engine.begin() as conn:  # a forced rerun of 2024-03-31 promoted other weights after the outputs
-        conn.execute(sa.text("UPDATE model_runs SET status = 'retired' WHERE version = 'sasrec-v1'"))
+def test_a_backfilled_promotion_at_an_earlier_date_shows_the_date_as_stale(client: TestClient, engine: Engine) -> None:
+    earlier = SPEC.day - dt.timedelta(days=2)
+    with engine.begin() as conn:  # a backfill of 03-29 promotes a model: 03-31's parent changes
         conn.execute(
             sa.text(
-                """INSERT INTO model_runs (model_name, version, as_of_date, status, promoted_at)
-                   VALUES ('sasrec', 'sasrec-v1b', :d, 'champion', now())"""
+                """INSERT INTO model_runs (model_name, version, as_of_date, status, artifact_path)
+                   VALUES ('sasrec', 'sasrec-b', :d, 'candidate', 'x')"""
             ),
-            {"d": SPEC.day},
+            {"d": earlier},
+        )
+        candidate = registry.get_run(conn, "sasrec", "sasrec-b")
+        registry.record_outcome(
+            conn, registry.Outcome("sasrec", earlier, "sasrec-b", registry.Decision(True, "backfill"), candidate, None)
         )
     html = client.get(f"/dates/{SPEC.day}").text
     stale = re.search(r'<div class="stale" id="stale">(.*?)</div>', html, re.S)
     assert stale is not None and "Stale: rerun 2024-03-31." in stale.group(1)
-    assert "sasrec: the champion of 2024-03-31 is now sasrec-v1b (trained as of 2024-03-31)" in stale.group(1)
+    assert f"sasrec: lineage changed by the {earlier} run of sasrec" in stale.group(1)
     assert ["sasrec", "sasrec-v1", "2024-03-31", "stale"] in _served(html)
-
-
-def test_outputs_from_a_model_trained_on_later_data_are_stale(client: TestClient, engine: Engine) -> None:
-    later = SPEC.day + dt.timedelta(days=5)
-    with engine.begin() as conn:  # a backfill of 2024-03-31 served with a champion trained as of 04-05
-        conn.execute(
-            sa.text(
-                """INSERT INTO model_runs (model_name, version, as_of_date, status)
-                   VALUES ('user_profile_vae', 'user_profile_vae-v9', :d, 'rejected')"""
-            ),
-            {"d": later},
-        )
-        conn.execute(
-            sa.text("UPDATE segments SET model_version = 'user_profile_vae-v9' WHERE as_of_date = :d"), {"d": SPEC.day}
-        )
-    html = client.get(f"/dates/{SPEC.day}").text
-    assert "trained on data up to 2024-04-05, after this date; rerun 2024-03-31" in html
-    assert ["user_profile_vae", "user_profile_vae-v9", "2024-04-05", "stale"] in _served(html)
 
 
 def test_creative_images_are_served_as_png(client: TestClient) -> None:

@@ -14,14 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipelines.creatives.config import MODEL_NAME as CREATIVES_MODEL
 from pipelines.creatives.config import banner_size
-from pipelines.profiles.config import MODEL_NAME as PROFILES_MODEL
-from pipelines.recs.config import MODEL_NAME as RECS_MODEL
 
 # Prefixes under which a model run stores the same metric measured for a reference on the same split
 # (see pipelines.profiles.task._flat_metrics and pipelines.recs.task._metrics).
-REFERENCE_PREFIXES = ("champion", "popularity", "ease")
+REFERENCE_PREFIXES = ("parent", "popularity", "ease")
 REVIEW_DECISIONS = ("approved", "rejected")
 
 
@@ -126,106 +123,50 @@ def dq_results(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
 
 
 def model_runs(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
-    """The day's model runs, each with a metrics table against the champion and the baselines."""
+    """The day's model runs, each with a metrics table against its parent (the champion of the day before,
+    re-measured on the run's split) and the baselines."""
     runs = conn.execute(
         sa.text(
-            """SELECT r.model_name, r.version, r.status, r.metrics, r.protocol, r.artifact_path, r.artifact_sha256,
-                      r.created_at,
-                      c.version AS champion_version, c.metrics AS champion_metrics
+            """SELECT r.model_name, r.version, r.status, r.decision, r.metrics, r.protocol, r.artifact_path,
+                      r.artifact_sha256, r.created_at, r.parent_version, p.metrics AS parent_metrics
                FROM model_runs r
-               LEFT JOIN model_runs c ON c.model_name = r.model_name AND c.status = 'champion'
-               WHERE r.as_of_date = :d ORDER BY r.model_name, r.created_at"""
+               LEFT JOIN model_runs p ON p.model_name = r.model_name AND p.version = r.parent_version
+               WHERE r.as_of_date = :d AND r.status <> 'superseded' ORDER BY r.model_name, r.created_at"""
         ),
         {"d": day},
     ).mappings()
-    return [
-        {
-            **run,
-            "table": metric_table(run["metrics"], run["champion_metrics"], run["champion_version"] == run["version"]),
-        }
-        for run in runs
-    ]
+    return [{**run, "table": metric_table(run["metrics"], run["parent_metrics"])} for run in runs]
 
 
 @dataclass(frozen=True)
 class ServedModel:
     """Which model version wrote a date's outputs, the date it was trained as of, and why the date is
-    stale (its outputs no longer follow the model lineage: rerun it), if it is."""
+    stale (a later decision at an earlier date changed its lineage: rerun it), if it is."""
 
     model_name: str
-    version: str
-    model_as_of: dt.date | None  # None: the version is not in the model registry
+    version: str | None  # None: no model yet (fallback outputs)
+    model_as_of: dt.date | None
     stale_reason: str | None
+    policy: str = "champion_of_date"
 
 
 def served_models(conn: Connection, day: dt.date) -> list[ServedModel]:
-    """The versions that served `day`, read from the output partitions' model_version columns.
-
-    The champion of D is the latest promotion with an as-of date <= D. A date is stale when its outputs
-    came from a model trained on later data than D, or from another version than D's champion (a later
-    promotion at an earlier date changed its lineage). One version writes a whole partition, so one row
-    of segments and of recommendations names it (an index probe, never a partition scan).
-    """
+    """Per model, what served `day`, as recorded with the date's outputs in `served_lineage`."""
     rows = conn.execute(
         sa.text(
-            """WITH served (model_name, version) AS (
-                   SELECT :profiles, (SELECT model_version FROM segments WHERE as_of_date = :d LIMIT 1)
-                   UNION ALL
-                   SELECT :recs, (SELECT model_version FROM recommendations WHERE as_of_date = :d LIMIT 1)
-                   UNION ALL
-                   SELECT DISTINCT :creatives, model_version FROM ad_creatives WHERE campaign_date = :d
-               )
-               SELECT s.model_name, s.version, r.as_of_date AS model_as_of,
-                      c.version AS champion_version, c.as_of_date AS champion_as_of
-               FROM served s
-               LEFT JOIN model_runs r ON r.model_name = s.model_name AND r.version = s.version
-               LEFT JOIN LATERAL (
-                   SELECT p.version, p.as_of_date FROM model_runs p
-                   WHERE p.model_name = s.model_name AND p.status IN ('champion', 'retired')
-                         AND p.as_of_date <= :d
-                   ORDER BY p.as_of_date DESC, p.promoted_at DESC NULLS LAST LIMIT 1
-               ) c ON true
-               WHERE s.version IS NOT NULL
-               ORDER BY s.model_name, s.version"""
+            """SELECT model_name, version, model_as_of, stale_reason, policy FROM served_lineage
+               WHERE as_of_date = :d ORDER BY model_name"""
         ),
-        {"d": day, "profiles": PROFILES_MODEL, "recs": RECS_MODEL, "creatives": CREATIVES_MODEL},
+        {"d": day},
     )
-    return [
-        ServedModel(
-            row.model_name,
-            row.version,
-            row.model_as_of,
-            _stale_reason(day, row.version, row.model_as_of, row.champion_version, row.champion_as_of),
-        )
-        for row in rows
-    ]
+    return [ServedModel(r.model_name, r.version, r.model_as_of, r.stale_reason, r.policy) for r in rows]
 
 
-def _stale_reason(
-    day: dt.date,
-    version: str,
-    model_as_of: dt.date | None,
-    champion_version: str | None,
-    champion_as_of: dt.date | None,
-) -> str | None:
-    if model_as_of is not None and model_as_of > day:
-        return (
-            f"served by {version}, trained on data up to {model_as_of}, after this date; "
-            f"rerun {day} to serve the champion of that date"
-        )
-    if champion_version is not None and champion_version != version:
-        return (
-            f"the champion of {day} is now {champion_version} (trained as of {champion_as_of}), "
-            f"not the {version} that served it; rerun {day} to refresh"
-        )
-    return None
-
-
-def metric_table(metrics: dict[str, float], champion: dict[str, float] | None, is_champion: bool) -> dict[str, Any]:
+def metric_table(metrics: dict[str, float], parent: dict[str, float] | None) -> dict[str, Any]:
     """Rows = the run's own metrics; columns = the run, then each reference measured beside it.
 
-    A run that re-measured the champion on its own split stores `champion_<metric>`; otherwise the
-    champion's registered figure is shown (when the champion is another version).
+    A run that re-measured its parent on its own split stores `parent_<metric>`; otherwise the parent's
+    registered figures are shown.
     """
     references: dict[str, dict[str, float]] = {p: {} for p in REFERENCE_PREFIXES}
     own: dict[str, float] = {}
@@ -235,8 +176,8 @@ def metric_table(metrics: dict[str, float], champion: dict[str, float] | None, i
             references[prefix][rest] = value
         else:
             own[name] = value
-    if not references["champion"] and champion and not is_champion:
-        references["champion"] = {k: v for k, v in champion.items() if k in own}
+    if not references["parent"] and parent:
+        references["parent"] = {k: v for k, v in parent.items() if k in own}
     columns = [p for p in REFERENCE_PREFIXES if references[p]]
     rows = [(name, own[name], [references[p].get(name) for p in columns]) for name in sorted(own)]
     return {"columns": columns, "rows": rows}
