@@ -21,7 +21,8 @@ OUTPUT_TABLES: dict[str, str] = {
 
 
 def build_report(engine: Engine, as_of: dt.date) -> dict[str, Any]:
-    """Row counts of every output partition for `as_of`, the gate's verdict and the day's model runs."""
+    """Row counts of every output partition for `as_of`, the gate's verdict, the day's model runs and, per
+    model, which version served the date, from which date it was and whether the date is stale."""
     with engine.connect() as conn:
         rows = {
             table: conn.execute(
@@ -42,7 +43,14 @@ def build_report(engine: Engine, as_of: dt.date) -> dict[str, Any]:
         models = conn.execute(
             sa.text(
                 """SELECT model_name, version, status FROM model_runs
-                   WHERE as_of_date = :d ORDER BY model_name, created_at"""
+                   WHERE as_of_date = :d AND status <> 'superseded' ORDER BY model_name, created_at"""
+            ),
+            {"d": as_of},
+        ).all()
+        served = conn.execute(
+            sa.text(
+                """SELECT model_name, version, model_as_of, policy, stale_reason FROM served_lineage
+                   WHERE as_of_date = :d ORDER BY model_name"""
             ),
             {"d": as_of},
         ).all()
@@ -62,6 +70,16 @@ def build_report(engine: Engine, as_of: dt.date) -> dict[str, Any]:
             "warnings": dq.warnings,
         },
         "models": [{"model": m.model_name, "version": m.version, "status": m.status} for m in models],
+        "served_by": [
+            {
+                "model": r.model_name,
+                "version": r.version,
+                "model_as_of": None if r.model_as_of is None else r.model_as_of.isoformat(),
+                "policy": r.policy,
+                "stale": r.stale_reason,
+            }
+            for r in served
+        ],
     }
 
 
@@ -83,6 +101,15 @@ def format_report(report: dict[str, Any]) -> str:
         *(f"    {table:<16} {count:>10,}" for table, count in report["rows"].items()),
     ]
     if report["models"]:
-        lines.append("  models:")
+        lines.append("  models trained for this date:")
         lines += [f"    {m['model']:<16} {m['version']} ({m['status']})" for m in report["models"]]
+    if report.get("served_by"):
+        lines.append("  served by:")
+        for m in report["served_by"]:
+            origin = "no model yet" if m["version"] is None else f"{m['version']} (trained as of {m['model_as_of']})"
+            if m["policy"] == "current_champion":
+                origin += ", today's champion as requested"
+            lines.append(f"    {m['model']:<16} {origin}")
+            if m["stale"]:
+                lines.append(f"      STALE: {m['stale']}")
     return "\n".join(lines)
