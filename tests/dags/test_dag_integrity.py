@@ -53,7 +53,8 @@ print(json.dumps({
     "max_active_runs": dag.max_active_runs,
     "params": {k: {**dag.params.get_param(k).schema, "description": dag.params.get_param(k).description}
                for k in dag.params},
-    "tasks": {t.task_id: {"pool": t.pool, "queue": t.queue, "upstream": sorted(t.upstream_task_ids)}
+    "tasks": {t.task_id: {"pool": t.pool, "queue": t.queue, "upstream": sorted(t.upstream_task_ids),
+                          "depends_on_past": t.depends_on_past}
               for t in dag.tasks},
     "doc_md": bool(dag.doc_md),
 }))
@@ -94,7 +95,11 @@ def test_marketing_daily_shape(dag_info: dict) -> None:
     for name, task in tasks.items():
         if name not in ("check_data_quality", "publish_report"):
             assert task["pool"] == "gpu" and task["queue"] == "gpu", f"model task {name} must run in pool gpu"
+            # A model's dates run in date order (the parent of D is the champion of D-1), backfills included.
+            assert task["depends_on_past"], f"model task {name} must depend on its previous date"
             assert "check_data_quality" in task["upstream"] or task["upstream"], name
+        else:
+            assert not task["depends_on_past"], name
 
 
 @pytest.mark.airflow
