@@ -75,8 +75,6 @@ class CreativesConfig:
     realism_weight: float = 0.4
     diversity_weight: float = 0.3
     affinity_window_days: int = 30
-    # CPU threads for torch in this task (0: torch's default); a shared worker may run faster on fewer.
-    cpu_threads: int = 0
 
     def __post_init__(self) -> None:
         positive = ("image_size", "image_channels", "z_dim", "g_channels", "d_channels", "batch_size", "top_k")
