@@ -180,7 +180,12 @@ class ProfileRecipe:
         self, conn: Connection, data: ProfileData, served: Served[ProfileModel] | None, ctx: Context
     ) -> dict[str, Any]:
         if served is None:
-            raise registry.ArtifactIntegrityError(f"{MODEL_NAME}: no model to write profiles with for {ctx.as_of}")
+            from pipelines.errors import DataError
+
+            raise DataError(
+                f"no user-profile model serves {ctx.as_of}: none was promoted on or before it and this date's "
+                "candidate was rejected (see its decision in model_runs); force_promote makes it serve"
+            )
         return _write_outputs(conn, ctx, data, served, self.config)
 
 
