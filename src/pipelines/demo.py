@@ -25,16 +25,15 @@ DEMO_RUN: dict[str, Any] = {
 # StoreConfig fields for the sample store.
 DEMO_STORE: dict[str, Any] = {"users": 5_000, "items": 1_000, "days": 60, "end_date": DEMO_DATE, "seed": 7}
 
-# Stage -> config overrides. Sized so each model task takes about a minute on 2 cores for the demo store
-# while still training, evaluating against its baselines and writing its outputs.
+# Stage -> config overrides. Sized so the demo store's run takes a few minutes on 2 cores while every model
+# still trains, evaluates against its baselines and writes its outputs.
 PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "production": {},
     "demo": {
         "profiles": {"epochs": 10, "batch_size": 128, "hidden_dim": 300, "latent_dim": 64},
         "recs": {"max_epochs": 15, "patience": 3, "refit": False},
-        # The GAN trains for 400 steps a day, warm-starting from the previous candidate. From a cold start on
-        # the demo store 400 steps passed the gates (conditional accuracy 0.98, recall 0.30) where 200 did
-        # not (0.846 and 0.617 on two machines, against the 0.85 gate), so the first run already has creatives.
+        # 400 GAN steps a day: the fewest with which the first, cold-started run passes the gates
+        # (docs/model-notes.md), so the demo already has creatives.
         "creatives": {
             "train_steps": 400,
             "batch_size": 32,
