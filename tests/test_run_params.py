@@ -32,6 +32,7 @@ BAD_PARAMS = [
     ({"overrides": {"profiles": 5}}, r"overrides for stage 'profiles' must be an object of settings, got 5"),
     ({"overrides": {"rec": {}}}, r"unknown stage\(s\) in overrides: rec"),
     ({"force_promote": "yes"}, r"'force_promote' param must be true or false, got 'yes'"),
+    ({"serve_with_current_champion": 1}, r"'serve_with_current_champion' param must be true or false, got 1"),
 ]
 
 

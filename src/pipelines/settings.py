@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.errors import ConfigError
@@ -52,16 +52,12 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 PROFILES = ("production", "demo")
 
 
-def _default_state_dir() -> Path:
-    return DEFAULT_STATE_DIR
-
-
 @dataclass(frozen=True)
 class Settings:
     """Deployment settings. Build with `Settings.from_env()`; tests build it directly."""
 
     warehouse_url: str | None = None
-    state_dir: Path = field(default_factory=_default_state_dir)
+    state_dir: Path = DEFAULT_STATE_DIR
     artifacts_dir: Path | None = None
     embedded_port: int = 55432
     gpu_pool_slots: int = 1

@@ -67,6 +67,7 @@ def validate_run_params(settings: Settings, params: Mapping[str, Any]) -> dict[s
     the run while nothing has changed, instead of after the earlier model tasks wrote their outputs.
     """
     _force(params)
+    _policy(params)
     return {stage: stage_config(default, stage, settings, params) for stage, default in stage_defaults().items()}
 
 

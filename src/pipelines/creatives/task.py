@@ -93,15 +93,16 @@ class CreativesRecipe:
 def _why_none(ctx: Context) -> str:
     """What is true for a date no generator serves: none has passed the gate yet, or the first to pass
     was trained after this date (a backfill before it)."""
-    first = registry.champion(ctx.engine, MODEL_NAME)
+    import sqlalchemy as sa
+
+    with ctx.engine.connect() as conn:
+        first = conn.execute(
+            sa.text("SELECT min(as_of_date) FROM model_promotions WHERE model_name = :m AND revoked_at IS NULL"),
+            {"m": MODEL_NAME},
+        ).scalar()
     if first is None:
         return "no generator has passed the quality gate yet"
-    with ctx.engine.connect() as conn:
-        earliest = conn.exec_driver_sql(
-            "SELECT min(as_of_date) FROM model_promotions WHERE model_name = %s AND revoked_at IS NULL",
-            (MODEL_NAME,),
-        ).scalar()
     return (
-        f"no generator had passed the quality gate by {ctx.as_of}: the first champion was trained on {earliest}, "
+        f"no generator had passed the quality gate by {ctx.as_of}: the first champion was trained on {first}, "
         "after this date, and a date is never served by a model trained on later data"
     )
