@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import socket
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wrap_prose(text: str, width: int = 110) -> str:
+    """Wrap the prose lines of a markdown body to `width`; tables, images and headings stay as they are."""
+    keep = ("|", "!", "#", "```")
+    return "\n".join(
+        line if not line or line.startswith(keep) else textwrap.fill(line, width, break_on_hyphens=False)
+        for line in text.split("\n")
+    )
 
 
 def replace_section(title: str, body: str) -> None:

@@ -34,8 +34,8 @@ class ResponseConfig:
     """How users respond to what they are shown."""
 
     seed: int = 23
-    base_ctr: float = 0.02  # attraction of an average creative to a user of average taste for its category
-    taste_weight: float = 1.0  # log-odds per unit of log relative category affinity
+    base_ctr: float = 0.01  # attraction of an average creative to a user of average taste for its category
+    taste_weight: float = 0.4  # log-odds per unit of log relative category affinity
     quality_sd: float = 0.35  # spread (log-odds) of hidden creative and item quality
     position_decay: float = 0.7  # examination probability at position k is k^-position_decay
     base_cvr: float = 0.06  # conversion probability of a click at average taste
