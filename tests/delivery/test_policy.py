@@ -42,8 +42,11 @@ def test_floor_scales_the_unpinned_shares_proportionally() -> None:
     assert np.allclose(floor_shares(np.array([0.6, 0.3, 0.1, 0.0]), 0.05), [0.57, 0.285, 0.095, 0.05])
 
 
-def test_floor_at_one_over_k_is_uniform() -> None:
-    assert np.allclose(floor_shares(np.array([1.0, 0.0, 0.0, 0.0]), 0.25), 0.25)
+@pytest.mark.parametrize("k", [3, 7, 24])
+def test_floor_at_one_over_k_is_uniform(k: int) -> None:
+    p = np.random.default_rng(k).dirichlet(np.ones(k))
+    assert np.allclose(floor_shares(p, 1 / k), 1 / k)
+    assert np.allclose(floor_shares(np.eye(k)[0], 1 / k), 1 / k)
 
 
 def test_floor_refuses_a_floor_that_cannot_sum_to_one() -> None:

@@ -11,9 +11,11 @@ from pipelines.effects.estimators import (
     bootstrap_mean,
     bootstrap_mean_sparse,
     doubly_robust,
+    dr_terms,
     ips,
     ips_from_sums,
     lift,
+    mean_from_sums,
     snips,
     snips_from_sums,
     wilson,
@@ -106,6 +108,17 @@ def test_dr_with_a_perfect_reward_model_has_no_error() -> None:
     est = doubly_robust(r, PI_0[x, a], PI_E[x, a], MU[x, a], (PI_E * MU).sum(axis=1)[x])
     assert est.value == pytest.approx((PI_E[0] * MU[0]).sum(), abs=1e-12)
     assert est.high - est.low == pytest.approx(0.0, abs=1e-9)
+
+
+def test_dr_from_sums_of_its_terms_matches_the_rows() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.choice(2, size=400, p=P_X)
+    a = rng.choice(3, size=400)
+    r = (rng.random(400) < MU[x, a]).astype(float)
+    args = (r, np.full(400, 1 / 3), PI_E[x, a], Q_HAT[x, a], (PI_E * Q_HAT).sum(axis=1)[x])
+    terms = dr_terms(*args)
+    from_sums = mean_from_sums(len(terms), float(terms.sum()), float(terms @ terms), method="dr")
+    assert from_sums.as_dict() == pytest.approx(doubly_robust(*args).as_dict())
 
 
 def test_snips_is_invariant_to_scaling_the_target_probabilities() -> None:

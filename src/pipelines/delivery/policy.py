@@ -98,9 +98,10 @@ def floor_shares(probabilities: np.ndarray, min_share: float) -> np.ndarray:
         total = p[free].sum()
         out[free] = mass * p[free] / total if total > 0 else mass / free.sum()
         out[pinned] = min_share
-        under = free & (out < min_share)
+        # The tolerance keeps a floor of exactly 1/k from pinning shares that rounding left a hair under it.
+        under = free & (out < min_share * (1 - 1e-12))
         if not under.any():
-            return out
+            return np.maximum(out, min_share)
         pinned |= under
 
 

@@ -13,6 +13,8 @@ the importance weight w = target probability of the logged action / its logged p
   exact when the reward model is.
 
 Intervals are normal (IPS, DR: the sample variance of the per-impression terms; SNIPS: the delta method).
+A slice without a single click has terms that are all 0 and so an interval of width 0: such a slice says
+nothing about the target policy, and callers should show its impression count, not a certainty.
 Every estimator also takes per-group sums (`WeightedSums`, `mean_from_sums` for DR's terms), which PostgreSQL computes
 with one GROUP BY, so the daily task never pulls one row per impression; the array forms call the same code.
 """
