@@ -80,6 +80,16 @@ def test_ips_and_dr_are_unbiased_by_exact_enumeration(method: str) -> None:
     assert expected == pytest.approx(TRUE_VALUE, abs=1e-12)
 
 
+def test_snips_of_one_impression_is_its_reward_so_its_expectation_is_the_logging_value() -> None:
+    # Self-normalising cancels the weight of a single impression: SNIPS is biased for tiny logs.
+    expected = sum(
+        row[0] * snips(np.array([float(row[3])]), PI_0[row[1], [row[2]]], PI_E[row[1], [row[2]]]).value
+        for row in _outcomes()
+    )
+    assert expected == pytest.approx(float(P_X @ (PI_0 * MU).sum(axis=1)), abs=1e-12)
+    assert abs(expected - TRUE_VALUE) > 0.05
+
+
 def test_snips_bias_vanishes_as_the_log_grows() -> None:
     rng = np.random.default_rng(0)
     n = 400_000
