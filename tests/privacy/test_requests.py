@@ -4,6 +4,7 @@ model writes stop while an erasure they did not see runs or has completed."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,18 @@ def test_model_writes_stop_while_an_erasure_they_did_not_see_runs_or_has_complet
         check_no_erasure_since(conn, seen)
     with store.begin() as conn:
         check_no_erasure_since(conn, newest_erasure(store))  # a run that read after it writes
+
+
+def test_run_reports_that_quote_the_user_are_rewritten_without_them(store: Engine, tmp_path: Path) -> None:
+    reports = tmp_path / "artifacts" / "reports"
+    reports.mkdir(parents=True)
+    quoting = {"business_date": "2026-06-30", "samples": [{"user_id": 2, "item": 7}, {"user_id": 1, "item": 8}]}
+    (reports / "2026-06-30.json").write_text(json.dumps(quoting))
+    (reports / "2026-06-29.json").write_text(json.dumps({"samples": [{"user_id": 1}]}))
+    untouched = (reports / "2026-06-29.json").read_bytes()
+
+    (done,) = steps.erase_users(store, Settings(state_dir=tmp_path), {"user_ids": [2]}, "test")["completed"]
+
+    assert done["removed"]["report_files"] == 1
+    assert json.loads((reports / "2026-06-30.json").read_text())["samples"] == [{"user_id": 1, "item": 8}]
+    assert (reports / "2026-06-29.json").read_bytes() == untouched
