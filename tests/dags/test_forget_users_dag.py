@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 import pytest
+import sqlalchemy as sa
 
 from pipelines.settings import PROJECT_ROOT
 from pipelines.stack import Stack
+from pipelines.warehouse.engine import get_engine
 
 pytestmark = pytest.mark.airflow
 
@@ -66,3 +68,34 @@ def test_the_form_takes_a_list_of_integer_ids_and_retention_windows(dag_info: di
     assert params["retention"]["additionalProperties"] == {"type": "integer", "minimum": 1}
     for name, schema in params.items():
         assert schema.get("title") and schema.get("description"), f"param {name} needs a title and description"
+
+
+_DAG_TEST = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1]).get_dag("forget_users")
+run = dag.test(run_conf=json.loads(sys.argv[2]))
+states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
+"""
+
+
+@pytest.mark.integration
+def test_a_manual_run_with_an_unknown_id_fails_saying_so_and_records_nothing(airflow_stack: Stack) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _DAG_TEST, str(PROJECT_ROOT / "dags"), json.dumps({"user_ids": [424242424242]})],
+        env=airflow_stack.airflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"the DAG run did not finish:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    result = json.loads(lines[-1][len("RESULT ") :])
+    log = done.stdout + done.stderr
+    assert result["state"] == "failed"
+    # Bad input fails without a retry; retention belongs to the scheduled run, so a manual run skips it.
+    assert result["tasks"] == {"erase_users": "failed", "enforce_retention": "skipped"}, log[-3000:]
+    assert "unknown user id(s) 424242424242" in log and "cannot succeed on retry" in log
+    with get_engine(airflow_stack.warehouse_url).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM erasure_requests")).scalar_one() == 0
