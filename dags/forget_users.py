@@ -32,7 +32,8 @@ def _run(step: str) -> dict:
 @dag(
     dag_id="forget_users",
     doc_md=__doc__,
-    # After midnight's marketing_daily run has started, so pending requests are swept once a day.
+    # Daily; a model task still training when an erasure runs writes nothing, and its retry retrains without
+    # the erased users.
     schedule=CronDataIntervalTimetable("30 0 * * *", timezone="UTC"),
     start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     catchup=False,

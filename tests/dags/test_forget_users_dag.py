@@ -21,7 +21,7 @@ import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 dag = bag.get_dag("forget_users")
-print(json.dumps({
+print("RESULT " + json.dumps({
     "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
     "fileloc": dag.fileloc,
     "timetable": type(dag.timetable).__name__,
@@ -37,16 +37,24 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def dag_info(airflow_stack: Stack) -> dict:
+def _in_airflow(stack: Stack, script: str, *args: str) -> tuple[dict, str]:
+    """Run `script` with the stack's Airflow over the dags folder; its RESULT line and the whole output."""
     done = subprocess.run(
-        [sys.executable, "-c", _DAG_INFO, str(PROJECT_ROOT / "dags")],
-        env=airflow_stack.airflow_env(),
+        [sys.executable, "-c", script, str(PROJECT_ROOT / "dags"), *args],
+        env=stack.airflow_env(),
         capture_output=True,
         text=True,
-        check=True,
+        timeout=600,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    output = done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"no result from Airflow:\n{output[-4000:]}"
+    return json.loads(lines[-1][len("RESULT ") :]), output
+
+
+@pytest.fixture(scope="module")
+def dag_info(airflow_stack: Stack) -> dict:
+    return _in_airflow(airflow_stack, _DAG_INFO)[0]
 
 
 def test_forget_users_is_a_daily_utc_sweep_with_two_independent_tasks(dag_info: dict) -> None:
@@ -82,17 +90,7 @@ print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
 
 @pytest.mark.integration
 def test_a_manual_run_with_an_unknown_id_fails_saying_so_and_records_nothing(airflow_stack: Stack) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _DAG_TEST, str(PROJECT_ROOT / "dags"), json.dumps({"user_ids": [424242424242]})],
-        env=airflow_stack.airflow_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"the DAG run did not finish:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    result = json.loads(lines[-1][len("RESULT ") :])
-    log = done.stdout + done.stderr
+    result, log = _in_airflow(airflow_stack, _DAG_TEST, json.dumps({"user_ids": [424242424242]}))
     assert result["state"] == "failed"
     # Bad input fails without a retry; retention belongs to the scheduled run, so a manual run skips it.
     assert result["tasks"] == {"erase_users": "failed", "enforce_retention": "skipped"}, log[-3000:]
