@@ -149,3 +149,27 @@ def test_run_reports_that_quote_the_user_are_rewritten_without_them(store: Engin
     assert done["removed"]["report_files"] == 1
     assert json.loads((reports / "2026-06-30.json").read_text())["samples"] == [{"user_id": 1, "item": 8}]
     assert (reports / "2026-06-29.json").read_bytes() == untouched
+
+
+def test_a_failing_erasure_is_pending_again_with_its_error_and_does_not_hold_back_the_others(
+    store: Engine, tmp_path: Path
+) -> None:
+    with store.begin() as conn:  # a table the registry does not know still points at user 1
+        conn.execute(sa.text("CREATE TABLE loyalty (member_id bigint REFERENCES users (user_id))"))
+        conn.execute(sa.text("INSERT INTO loyalty VALUES (1)"))
+    first, second = erasure.request_erasure(store, [1, 2], "test")
+
+    with pytest.raises(erasure.ErasureFailed, match=f"request {first}: .*loyalty"):
+        erasure.process_pending(store, tmp_path)
+    with store.connect() as conn:
+        rows = {r.id: r for r in conn.execute(sa.text("SELECT id, status, last_error FROM erasure_requests"))}
+        assert conn.execute(sa.text("SELECT count(*) FROM events WHERE user_id = 1")).scalar_one() == 0
+    assert rows[second].status == "completed"
+    assert rows[first].status == "pending" and "loyalty" in rows[first].last_error
+    with store.begin() as conn:
+        check_no_erasure_since(conn, newest_erasure(store))  # a pending request does not stop model writes
+
+    with store.begin() as conn:
+        conn.execute(sa.text("DELETE FROM loyalty"))
+    (resumed,) = erasure.process_pending(store, tmp_path)
+    assert resumed["request"] == first and resumed["removed"]["events"] == 1 and resumed["removed"]["users"] == 1

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.errors import DataError
+from pipelines.errors import DataError, PipelineError
 from pipelines.privacy.models import ERASURE_LOCK
 from pipelines.privacy.tables import MODELS_WITHOUT_PERSONAL_DATA, PERSONAL_TABLES, PersonalTable
 
@@ -110,15 +110,32 @@ def request_erasure(engine: Engine, user_ids: Iterable[int], requested_by: str) 
         return sorted(created)
 
 
+class ErasureFailed(PipelineError):
+    """Some requests could not be erased this time; they are pending again and the next sweep retries them."""
+
+
 def process_pending(engine: Engine, artifacts: Path) -> list[dict[str, Any]]:
-    """Erase every request not yet completed, oldest first (one sweep at a time); their summaries."""
+    """Erase every request not yet completed, oldest first (one sweep at a time); their summaries.
+
+    A request that fails does not hold back the others: it returns to pending with its error, the rest are
+    erased, and then the sweep fails naming it.
+    """
+    done, failed = [], []
     with _session_lock(engine, SWEEP_LOCK):
         with engine.connect() as conn:
             ids = conn.execute(
                 sa.text("SELECT id FROM erasure_requests WHERE status <> 'completed' ORDER BY id")
             ).scalars()
             ids = list(ids)
-        return [erase(engine, request_id, artifacts) for request_id in ids]
+        for request_id in ids:
+            try:
+                done.append(erase(engine, request_id, artifacts))
+            except Exception as exc:
+                log.exception("erasure request %d failed; it is pending again", request_id)
+                failed.append(f"request {request_id}: {exc}")
+    if failed:
+        raise ErasureFailed(f"{len(failed)} erasure(s) failed and will be retried: {'; '.join(failed)}")
+    return done
 
 
 def erase(engine: Engine, request_id: int, artifacts: Path) -> dict[str, Any]:
