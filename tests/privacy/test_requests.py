@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines.privacy import erasure, steps
 from pipelines.privacy.models import ErasureInterrupted, check_no_erasure_since, newest_erasure
-from pipelines.privacy.tables import PERSONAL_TABLES
+from pipelines.privacy.tables import MODELS_WITHOUT_PERSONAL_DATA, PERSONAL_TABLES
 from pipelines.settings import Settings
 from tests.privacy.search import AUDIT_TABLE, fingerprint
 
@@ -116,6 +116,12 @@ def test_every_table_with_a_user_column_is_in_the_personal_data_registry(engine:
     assert {"users", "events", "user_profiles", "recommendations"} <= with_users  # the query sees them
     missing = with_users - {entry.table for entry in PERSONAL_TABLES} - {AUDIT_TABLE}
     assert not missing, f"tables with user rows missing from privacy.tables.PERSONAL_TABLES: {sorted(missing)}"
+
+
+def test_the_models_exempt_from_erasure_are_model_tasks_that_exist() -> None:
+    from pipelines.creatives.config import MODEL_NAME
+
+    assert {MODEL_NAME} == MODELS_WITHOUT_PERSONAL_DATA
 
 
 def test_model_writes_stop_while_an_erasure_they_did_not_see_runs_or_has_completed(store: Engine) -> None:

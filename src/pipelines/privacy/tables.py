@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.creatives.config import MODEL_NAME as CREATIVES_MODEL
-
 
 @dataclass(frozen=True)
 class PersonalTable:
@@ -43,7 +41,8 @@ PERSONAL_TABLES: tuple[PersonalTable, ...] = (
 
 # Models that learn from no customer data (the GAN learns item pictures): an erasure leaves them valid.
 # Every other model task's runs trained before an erasure are stale and never warm-start a later run.
-MODELS_WITHOUT_PERSONAL_DATA: frozenset[str] = frozenset({CREATIVES_MODEL})
+# Names, not imports: the lifecycle reads this, and model packages sit above it.
+MODELS_WITHOUT_PERSONAL_DATA: frozenset[str] = frozenset({"creative_gan"})
 
 
 def learns_from_users(model_name: str) -> bool:
