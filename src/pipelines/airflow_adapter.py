@@ -9,7 +9,8 @@ AirflowFailException so Airflow does not retry them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from pipelines.dates import resolve_from_context
@@ -54,23 +55,31 @@ def apply_thread_budget(settings: Settings) -> int:
     return threads
 
 
+@contextmanager
+def failing_without_retry(step: str) -> Iterator[None]:
+    """Data and config errors become AirflowFailException: a retry of the same input cannot fix them."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except (DataError, ConfigError) as exc:
+        raise AirflowFailException(f"{step} for this run cannot succeed on retry: {exc}") from exc
+
+
 def run_step(step: str, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run task function `step` for the current task's DAG run and return its summary."""
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
 
     from pipelines import tasks
     from pipelines.warehouse.engine import get_engine
 
     context = context if context is not None else get_current_context()
-    try:
+    with failing_without_retry(step):
         as_of = resolve_from_context(context)
         params = dict(context.get("params") or {})
         settings = Settings.from_env()
         apply_thread_budget(settings)
         engine = get_engine(warehouse_url_from_connection())
         summary = tasks.STEPS[step](engine, as_of, settings, params)
-    except (DataError, ConfigError) as exc:
-        raise AirflowFailException(f"{step} for this run cannot succeed on retry: {exc}") from exc
     log.info("%s summary: %s", step, summary)
     return summary

@@ -122,6 +122,7 @@ class Context:
     device: torch.device
     seed: int
     force_promote: bool
+    erasure_seen: int | None = None  # the newest completed erasure request when the run read its data
 
 
 class Recipe(Protocol[DataT, ModelT]):
@@ -161,6 +162,7 @@ def run(
 ) -> dict[str, Any]:
     """Run one model task for `as_of`; returns the summary (the same keys for every model)."""
     from pipelines.compute import derive_seed, seed_everything
+    from pipelines.privacy import models as privacy
 
     if policy not in POLICIES:
         raise ConfigError(f"unknown serving policy {policy!r}; one of {', '.join(POLICIES)}")
@@ -168,7 +170,7 @@ def run(
     name = recipe.model_name
     seed = derive_seed(name, as_of)
     seed_everything(seed)
-    ctx = Context(engine, as_of, settings, device, seed, force_promote)
+    ctx = Context(engine, as_of, settings, device, seed, force_promote, privacy.newest_erasure(engine))
     data = recipe.read(ctx)
     parent_run = registry.champion_of(engine, name, as_of - dt.timedelta(days=1))
     summary: dict[str, Any] = {
@@ -181,10 +183,16 @@ def run(
     candidate_version: str | None = None
     decision: registry.Decision | None = None
     if policy == "current_champion":
-        serving = load(recipe, registry.champion(engine, name))
+        current = registry.champion(engine, name)
+        privacy.refuse_if_trained_before_erasure(engine, current)
+        serving = load(recipe, current)
         summary |= {"trained": False, "reason": "serve_with_current_champion: today's champion serves this date"}
     else:
-        parent = load(recipe, parent_run)
+        # A parent that learned from users erased since must not pass its weights on: train cold.
+        cold = privacy.trained_before_erasure(engine, parent_run)
+        parent = None if cold else load(recipe, parent_run)
+        if cold:
+            summary["cold_start"] = cold
         fitted = recipe.fit(data, parent, ctx)
         if isinstance(fitted, str):
             log.warning("%s: no candidate trained for %s: %s", name, as_of, fitted)
@@ -206,6 +214,7 @@ def run(
                 "training": dict(fitted.training),
             }
     with engine.begin() as conn:
+        privacy.check_no_erasure_since(conn, ctx.erasure_seen)
         outputs = recipe.write(conn, data, serving, ctx)
         stale = registry.record_outcome(
             conn,
@@ -249,6 +258,7 @@ def _register(
         artifact_path=path,
         artifact_sha256=sha,
         parent_version=None if parent is None else parent.version,
+        erasure_seen=ctx.erasure_seen,
     )
     reference = None
     if parent is not None:

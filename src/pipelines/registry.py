@@ -45,6 +45,7 @@ class ModelRun:
     artifact_sha256: str | None
     parent_version: str | None = None
     decision: str | None = None
+    erasure_seen: int | None = None  # the newest completed erasure request its training data reflects
 
 
 @dataclass(frozen=True)
@@ -150,12 +151,13 @@ def _row_to_run(row: sa.Row[Any]) -> ModelRun:
         artifact_sha256=m["artifact_sha256"],
         parent_version=m["parent_version"],
         decision=m["decision"],
+        erasure_seen=m["erasure_seen"],
     )
 
 
 _COLUMNS = (
     "r.model_name, r.version, r.as_of_date, r.status, r.metrics, r.params, r.protocol, r.artifact_path, "
-    "r.artifact_sha256, r.parent_version, r.decision"
+    "r.artifact_sha256, r.parent_version, r.decision, r.erasure_seen"
 )
 _CHAMPION_OF = f"""SELECT {_COLUMNS} FROM model_promotions p JOIN model_runs r USING (model_name, version)
                    WHERE p.model_name = :m AND p.revoked_at IS NULL AND p.as_of_date <= :d
@@ -212,6 +214,7 @@ def register_candidate(
     artifact_path: Path,
     artifact_sha256: str,
     parent_version: str | None,
+    erasure_seen: int | None = None,
 ) -> ModelRun:
     """Record a trained candidate (status 'candidate'; a rerun that reproduces a version updates its row and
     keeps its status until `record_outcome` decides again). Nothing serves it until then."""
@@ -219,13 +222,14 @@ def register_candidate(
         conn.execute(
             sa.text(
                 """INSERT INTO model_runs (model_name, version, as_of_date, status, metrics, params, protocol,
-                                           artifact_path, artifact_sha256, parent_version)
+                                           artifact_path, artifact_sha256, parent_version, erasure_seen)
                    VALUES (:m, :v, :d, 'candidate', CAST(:metrics AS jsonb), CAST(:params AS jsonb),
-                           CAST(:protocol AS jsonb), :path, :sha, :parent)
+                           CAST(:protocol AS jsonb), :path, :sha, :parent, :erasure_seen)
                    ON CONFLICT (model_name, version) DO UPDATE SET
                        as_of_date = EXCLUDED.as_of_date, metrics = EXCLUDED.metrics, params = EXCLUDED.params,
                        protocol = EXCLUDED.protocol, artifact_path = EXCLUDED.artifact_path,
-                       artifact_sha256 = EXCLUDED.artifact_sha256, parent_version = EXCLUDED.parent_version"""
+                       artifact_sha256 = EXCLUDED.artifact_sha256, parent_version = EXCLUDED.parent_version,
+                       erasure_seen = EXCLUDED.erasure_seen"""
             ),
             {
                 "m": model_name,
@@ -237,6 +241,7 @@ def register_candidate(
                 "path": str(artifact_path),
                 "sha": artifact_sha256,
                 "parent": parent_version,
+                "erasure_seen": erasure_seen,
             },
         )
         run = get_run(conn, model_name, version)

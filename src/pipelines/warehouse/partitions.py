@@ -36,6 +36,28 @@ def partition_name(table: str, day: dt.date) -> str:
     return f"{table}_p{day:%Y%m%d}"
 
 
+def day_partitions(conn: Connection, table: str) -> dict[dt.date, str]:
+    """The day partitions of `table` that `replace_partition` created, by day (other partitions are left out)."""
+    import sqlalchemy as sa
+
+    names = conn.execute(
+        sa.text(
+            """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = to_regclass(:t)"""
+        ),
+        {"t": table},
+    ).scalars()
+    days = {}
+    for name in names:
+        try:
+            day = dt.datetime.strptime(name.removeprefix(f"{table}_p"), "%Y%m%d").date()
+        except ValueError:
+            continue
+        if partition_name(table, day) == name:
+            days[day] = name
+    return dict(sorted(days.items()))
+
+
 def _frames(frames: pd.DataFrame | Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
     import pandas as pd
 
