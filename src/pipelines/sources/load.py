@@ -7,6 +7,9 @@ rolls everything back: the tables keep what they held before.
 
 TRUNCATE ... CASCADE also empties the outputs that reference the source tables by foreign key
 (user_profiles, ad_creatives): they describe a store that no longer exists.
+
+Rows of erased customers are dropped on the way in (`pipelines.privacy.loads`), so a reload of a file
+that still holds them never brings them back; the summary says how many rows were skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from pipelines.privacy.loads import ErasedUsers
 from pipelines.warehouse.partitions import copy_frames
 
 if TYPE_CHECKING:
@@ -35,11 +39,13 @@ INDEX_BUILD_MEMORY = "512MB"  # per index build, for this transaction only
 
 @dataclass(frozen=True)
 class LoadSummary:
-    """What a load wrote: rows per table, wall time, throughput."""
+    """What a load wrote: rows per table, wall time, throughput, and the rows of erased users it skipped."""
 
     source: str
     rows: Mapping[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    skipped: Mapping[str, int] = field(default_factory=dict)  # rows of erased users left out, per table
+    erased_users: int = 0  # how many erased users those rows belonged to
 
     @property
     def total_rows(self) -> int:
@@ -51,7 +57,11 @@ class LoadSummary:
 
     def __str__(self) -> str:
         counts = ", ".join(f"{table} {n:,}" for table, n in self.rows.items())
-        return f"{self.source}: {counts} in {self.seconds:.1f} s ({self.rows_per_s:,.0f} rows/s)"
+        skipped = ""
+        if self.skipped:
+            per_table = ", ".join(f"{table} {n:,}" for table, n in self.skipped.items())
+            skipped = f"; skipped {sum(self.skipped.values()):,} rows of {self.erased_users} erased users ({per_table})"
+        return f"{self.source}: {counts} in {self.seconds:.1f} s ({self.rows_per_s:,.0f} rows/s){skipped}"
 
 
 def replace_source_tables(
@@ -60,15 +70,18 @@ def replace_source_tables(
     """Empty every source table, then COPY each `(table, frames)` in order; all in one transaction.
 
     Every table goes through warehouse.partitions.copy_frames (binary COPY where the column types allow,
-    which covers events, the bulk of every load); events with their indexes built after the COPY.
+    which covers events, the bulk of every load); events with their indexes built after the COPY. Rows of
+    users with a running or completed erasure are left out.
     """
     started = time.monotonic()
     rows: dict[str, int] = {table: 0 for table in SOURCE_TABLES}
     with engine.begin() as conn:
+        erased = ErasedUsers(conn)
         conn.exec_driver_sql(f"TRUNCATE {', '.join(SOURCE_TABLES)} CASCADE")
-        for table, frames in tables:
+        for table, given in tables:
             if table not in SOURCE_TABLES:
                 raise ValueError(f"{table!r} is not a source table ({', '.join(SOURCE_TABLES)})")
+            frames = erased.frames(table, given)
             if table == "events":
                 with _indexes_built_after(conn, table):
                     rows[table] += copy_frames(conn, table, _Progress(source, table).counting(frames))
@@ -77,7 +90,7 @@ def replace_source_tables(
         # Fresh statistics before anyone queries: without them the planner guessed so badly that the day's
         # quality checks on the demo store took 108-119 s instead of 2-3 s (autovacuum analyses only later).
         conn.exec_driver_sql(f"ANALYZE {', '.join(SOURCE_TABLES)}")
-    summary = LoadSummary(source, rows, time.monotonic() - started)
+    summary = LoadSummary(source, rows, time.monotonic() - started, erased.skipped, erased.erased_users)
     log.info("loaded %s", summary)
     return summary
 
