@@ -3,6 +3,10 @@
 Order matters for what a person finds after a failure: dq_results and Data Docs are written first, then a
 critical failure raises `DataQualityError` naming the checks and showing bad rows. Warnings are recorded
 and do not block. A date after the newest loaded batch is refused before any check, with that reason.
+
+Samples quote users, so the results are written like a model task's outputs (`pipelines.privacy.models`):
+an erasure that ran while the gate read the events stops the write (nothing written, a retry reads again),
+and one that starts while the gate writes waits for it and then removes what it quotes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.errors import DataQualityError
+from pipelines.privacy.models import check_no_erasure_since, newest_erasure
 from pipelines.quality.checks import CHECKS
 from pipelines.quality.config import GateConfig
 from pipelines.quality.results import GateReport, dq_results_frame, verdict_of
@@ -36,6 +41,7 @@ def run_quality_gate(
     engine: Engine, as_of: dt.date, artifacts_dir: Path, config: GateConfig = DEFAULT_CONFIG
 ) -> GateReport:
     """Validate the events with batch_date = `as_of`; record the results; raise on a critical failure."""
+    erasure_seen = newest_erasure(engine)
     _require_loaded(engine, as_of)
     started = time.perf_counter()
     inputs = SuiteInputs(day=as_of, config=config, baseline=trailing_volume(engine, as_of, config.volume_window_days))
@@ -43,21 +49,23 @@ def run_quality_gate(
     building = docs_dir.with_name(f".{docs_dir.name}.{uuid.uuid4().hex[:8]}.building")
     try:
         gx_results = run_suites(engine, inputs, building)
-        _swap_in(building, docs_dir)
+        order = {check.name: n for n, check in enumerate(CHECKS)}  # GX groups results its own way; read in ours
+        results = tuple(sorted((to_result(engine, inputs, r) for r in gx_results), key=lambda r: order[r.name]))
+        events = next(r.observed_value for r in results if r.name == "events.batch.not_empty")
+        report = GateReport(
+            as_of=as_of,
+            verdict=verdict_of(results),
+            results=results,
+            events_checked=events if isinstance(events, int) else 0,
+            seconds=time.perf_counter() - started,
+            data_docs=docs_dir / "index.html",
+        )
+        with engine.begin() as conn:  # the Data Docs render the same samples: both land under the guard
+            check_no_erasure_since(conn, erasure_seen)
+            replace_partition(conn, "dq_results", as_of, dq_results_frame(results))
+            _swap_in(building, docs_dir)
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    order = {check.name: n for n, check in enumerate(CHECKS)}  # GX groups results its own way; read in ours
-    results = tuple(sorted((to_result(engine, inputs, r) for r in gx_results), key=lambda r: order[r.name]))
-    events = next(r.observed_value for r in results if r.name == "events.batch.not_empty")
-    report = GateReport(
-        as_of=as_of,
-        verdict=verdict_of(results),
-        results=results,
-        events_checked=events if isinstance(events, int) else 0,
-        seconds=time.perf_counter() - started,
-        data_docs=docs_dir / "index.html",
-    )
-    replace_partition(engine, "dq_results", as_of, dq_results_frame(results))
     log.info(
         "quality gate %s: %s, %d events checked by %d expectations in %.1f s (%.0f events/s)",
         as_of,
