@@ -113,6 +113,19 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+    import json
+
+    from pipelines.privacy.steps import erase_users
+
+    summary = erase_users(
+        _engine(settings), settings, {"user_ids": args.user_ids}, f"pipelines erase ({getpass.getuser()})"
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.report import build_report, format_report
 
@@ -215,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", required=True)
     run.add_argument("--params", default="{}", help='the run params as JSON, e.g. {"force_promote": true}')
     run.set_defaults(func=cmd_run)
+
+    erase = sub.add_parser("erase", help="erase customers now, without their ids passing through Airflow")
+    erase.add_argument("user_ids", nargs="*", help="the user ids; none: erase the pending requests only")
+    erase.set_defaults(func=cmd_erase)
 
     report = sub.add_parser("report", help="what was written for a business date")
     report.add_argument("--date", required=True)

@@ -4,6 +4,7 @@ model writes stop while an erasure they did not see runs or has completed."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines.cli import main
 from pipelines.privacy import erasure, steps
 from pipelines.privacy.models import ErasureInterrupted, check_no_erasure_since, newest_erasure
 from pipelines.privacy.tables import MODELS_WITHOUT_PERSONAL_DATA, PERSONAL_TABLES
@@ -179,3 +181,25 @@ def test_a_failing_erasure_is_pending_again_with_its_error_and_does_not_hold_bac
         conn.execute(sa.text("DELETE FROM loyalty"))
     (resumed,) = erasure.process_pending(store, tmp_path)
     assert resumed["request"] == first and resumed["removed"]["events"] == 1 and resumed["removed"]["users"] == 1
+
+
+def test_the_command_line_erases_without_airflow_and_refuses_a_second_request(
+    store: Engine,
+    database_url_for_test: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PIPELINES_WAREHOUSE_URL", database_url_for_test)
+    monkeypatch.setenv("PIPELINES_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", database_url_for_test)  # set so nothing is started
+
+    assert main(["erase", "1", "3"]) == 0
+    (first, second) = json.loads(capsys.readouterr().out)["completed"]
+    assert (first["removed"]["users"], first["removed"]["events"], second["removed"]["events"]) == (1, 1, 1)
+    assert [(r.user_id, r.status) for r in _requests(store)] == [(1, "completed"), (3, "completed")]
+    with store.connect() as conn:
+        by = set(conn.execute(sa.text("SELECT requested_by FROM erasure_requests")).scalars())
+    assert by == {f"pipelines erase ({getpass.getuser()})"}
+    assert main(["erase", "3"]) == 2
+    assert "erasure already requested for user 3" in capsys.readouterr().err
