@@ -77,11 +77,11 @@ def test_outcomes_of_an_erased_users_impressions_go_with_them(engine: Engine, se
     with engine.begin() as conn:
         erased = ErasedUsers(conn)
         with pytest.raises(ValueError, match="load impressions before outcomes"):
-            list(erased.frames("outcomes", [outcomes]))
+            erased.frames("outcomes", [outcomes])
         kept = pd.concat(erased.frames("impressions", [impressions.iloc[:2], impressions.iloc[2:]]))
         kept_outcomes = pd.concat(erased.frames("outcomes", [outcomes]))
         with pytest.raises(ValueError, match="dq_results is not a table of user rows that a load writes"):
-            list(erased.frames("dq_results", [impressions]))
+            erased.frames("dq_results", [impressions])
     assert kept["impression_id"].tolist() == [1, 4]
     assert kept_outcomes["impression_id"].tolist() == [1, 4]
     assert erased.skipped == {"impressions": 2, "outcomes": 3} and erased.erased_users == 1

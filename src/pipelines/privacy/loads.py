@@ -45,17 +45,18 @@ class ErasedUsers:
         self._dropped_keys: dict[str, set] = {}  # table -> keys of its dropped rows, for tables reached through it
         self._filtered: set[str] = set()
 
-    def frames(self, table: str, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """`frames` without the rows of erased users; tables without personal data pass unchanged."""
+    def frames(self, table: str, frames: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
+        """`frames` without the rows of erased users, lazily; tables without personal data pass unchanged."""
         entry = _ENTRIES.get(table)
         if entry is not None and entry.kind != "delete":
             raise ValueError(f"{table} is not a table of user rows that a load writes: its writer checks erasures")
         if entry is not None and entry.through is not None and entry.through not in self._filtered:
             raise ValueError(f"load {entry.through} before {table}: {table} rows are found through its rows")
         self._filtered.add(table)
-        if entry is None or not self.ids:
-            yield from frames
-            return
+        return frames if entry is None or not self.ids else self._without_erased(entry, frames)
+
+    def _without_erased(self, entry: PersonalTable, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        table = entry.table
         keyed_by = [e.column for e in PERSONAL_TABLES if e.through == table]  # outcomes name impression_id
         for frame in frames:
             if entry.through is None:
