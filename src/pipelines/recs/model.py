@@ -167,6 +167,20 @@ class SASRec(nn.Module):
         scores[:, 0] = float("-inf")
         return scores
 
+    def score_items(self, inputs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """`score_last` of the given item rows only: [batch, seq], [batch, k] -> [batch, k].
+
+        Explanations rescore a few items under many edited histories, where a product with the whole
+        item table would cost as much as scoring the catalogue each time.
+        """
+        hidden = self.encode(inputs)[:, -1]  # [batch, hidden]
+        scores = (self.item_emb(items) * hidden.unsqueeze(1)).sum(-1)  # [batch, k]
+        if self.repeat is not None:
+            distance = torch.arange(inputs.shape[1] - 1, -1, -1, device=inputs.device)
+            seen = inputs.unsqueeze(1) == items.unsqueeze(2)  # [batch, k, seq]
+            scores = scores + (seen * self.repeat[distance].to(scores.dtype)).sum(-1)
+        return scores
+
     def _seen(self, inputs: torch.Tensor, scored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(scored-position row, item row, repeat bias) for every item at or before each scored position.
 
