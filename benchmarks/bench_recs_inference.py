@@ -5,7 +5,8 @@ events into PostgreSQL first would take longer than what is measured here); its 
 events become the users' sequences exactly as in `refresh_recommendations`. The model is an untrained
 SASRec of the production shape (scores do not change the cost). What is timed is what the task does
 after training: `model_topk` / `popularity_topk` batches streamed into `replace_partition` (one
-transaction, COPY) on a scratch embedded PostgreSQL. Targets: under 10 minutes, peak RSS under 4 GB.
+transaction, COPY) on a scratch embedded PostgreSQL, once without and once with each row's reason (the
+leave-one-out driver, pipelines.recs.explain), in that order. Targets: under 10 minutes, peak RSS under 4 GB.
 
     .venv/bin/python benchmarks/bench_recs_inference.py --write-docs
 """
@@ -98,34 +99,44 @@ def main(argv: list[str] | None = None) -> int:
         engine = sa.create_engine(server.start(), connect_args={"options": "-c timezone=UTC"})
         try:
             apply_migrations(engine)
-            tick = time.perf_counter()
-            frames = chain(
-                model_topk(
-                    model,
-                    vocab,
-                    history,
-                    exclude,
-                    top_k=config.top_k,
-                    batch_users=config.infer_batch_users,
-                    device=device,
-                ),
-                popularity_topk(others, np.full(len(others), -1), {}, popular, batch_users=config.infer_batch_users),
-            )
-            tagged = (f.assign(model_version="bench") for f in prefetch(frames, depth=2))
-            rows = replace_partition(engine, "recommendations", as_of, tagged)
-            total_s = time.perf_counter() - tick
+            seconds = {}
+            for explained in (False, True):
+                tick = time.perf_counter()
+                frames = chain(
+                    model_topk(
+                        model,
+                        vocab,
+                        history,
+                        exclude,
+                        top_k=config.top_k,
+                        batch_users=config.infer_batch_users,
+                        device=device,
+                        explained=explained,
+                    ),
+                    popularity_topk(
+                        others, np.full(len(others), -1), {}, popular, batch_users=config.infer_batch_users
+                    ),
+                )
+                tagged = (f.assign(model_version="bench") for f in prefetch(frames, depth=2))
+                rows = replace_partition(engine, "recommendations", as_of, tagged)
+                seconds[explained] = time.perf_counter() - tick
+                log.info("%s reasons: %d rows in %.1f s", "with" if explained else "without", rows, seconds[explained])
+            total_s, plain_s = seconds[True], seconds[False]
             with engine.connect() as conn:
-                stored = conn.execute(sa.text("SELECT count(*) FROM recommendations")).scalar()
+                stored = conn.execute(
+                    sa.text("SELECT count(*), count(reason_code), count(reason_item_id) FROM recommendations")
+                ).one()
         finally:
             engine.dispose()
             server.stop()
-    assert stored == rows
+    assert tuple(stored) == (rows, rows, rows - len(others) * config.top_k)
     figures = {
         "users": args.users,
         "model_users": len(history),
         "items": vocab.size,
         "rows": rows,
         "seconds": total_s,
+        "seconds_without_reasons": plain_s,
         "users_per_s": args.users / total_s,
         "rows_per_s": rows / total_s,
         "peak_rss_mib": rss_mib(),
@@ -148,12 +159,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{config.hidden}, {config.blocks} blocks, max_len {config.max_len}) with untrained weights (the "
                 f"cost does not depend on them). Timed: scoring in batches of {config.infer_batch_users} users "
                 "(matrix multiply + `topk`, bought items excluded) streamed into `replace_partition` (one "
-                "transaction, COPY), exactly what `refresh_recommendations` does after training.",
+                "transaction, COPY), exactly what `refresh_recommendations` does after training, first without "
+                "and then with each row's reason (leave-one-out over the history, `pipelines.recs.explain`).",
                 "",
                 "| what | figure |",
                 "| --- | --- |",
                 f"| users scored / rows written (top-{config.top_k}) | {args.users:,} / {rows:,} |",
-                f"| inference + write, wall | **{total_s:.0f} s** (target < 600 s) |",
+                f"| inference + write, wall, with reasons | **{total_s:.0f} s** (target < 600 s) |",
+                f"| the same without reasons (same run, before it) | {plain_s:.0f} s: reasons cost "
+                f"{total_s - plain_s:.0f} s, {1000 * (total_s - plain_s) / len(history):.3f} s per 1k model users |",
                 f"| users/s | {figures['users_per_s']:,.0f} |",
                 f"| rows/s written | {figures['rows_per_s']:,.0f} (`psql \\copy` of 7-column rows here: ~290,000/s) |",
                 f"| peak RSS (generation included) | **{figures['peak_rss_mib'] / 1024:.2f} GiB** (target < 4 GB) |",

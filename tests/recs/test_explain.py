@@ -34,13 +34,25 @@ WINDOWS = torch.tensor([[3, 7, 1, 9, 4, 2], [0, 0, 5, 8, 5, 11], [0, 0, 0, 0, 0,
 
 
 def test_without_each_drops_one_column_and_keeps_the_window_right_aligned() -> None:
-    edited = explain.without_each(WINDOWS)
+    edited = explain.without_each(WINDOWS, torch.arange(6))
     assert edited.shape == (3, 6, 6)
     assert edited[0, 0].tolist() == [0, 7, 1, 9, 4, 2]
     assert edited[0, 3].tolist() == [0, 3, 7, 1, 4, 2]
     assert edited[0, 5].tolist() == [0, 3, 7, 1, 9, 4]
     assert edited[1, 4].tolist() == [0, 0, 0, 5, 8, 11]
     assert edited[2, 5].tolist() == [0, 0, 0, 0, 0, 0]
+    assert explain.without_each(WINDOWS, torch.tensor([3, 5]))[0].tolist() == [
+        edited[0, 3].tolist(),
+        edited[0, 5].tolist(),
+    ]
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_last_only_encoding_equals_the_last_position_of_the_full_one(norm_first: bool) -> None:
+    torch.manual_seed(3)
+    model = SASRec(SASRecConfig(30, 6, 16, 2, 2, 0.0, norm_first, True)).eval()
+    with torch.no_grad():
+        assert torch.allclose(model.encode(WINDOWS, last_only=True), model.encode(WINDOWS)[:, -1:], atol=1e-5)
 
 
 def test_score_items_equals_score_last_of_those_items() -> None:
@@ -58,7 +70,7 @@ def test_removal_scores_equal_rescoring_the_history_without_that_item(
     monkeypatch.setattr(explain, "CHUNK_TOKENS", chunk_tokens)  # one user per chunk, then all at once
     model = _model(seed=1)
     items = torch.tensor([[1, 2], [5, 13], [6, 20]])
-    got = explain.removal_scores(model, WINDOWS, items)
+    got = explain.removal_scores(model, WINDOWS, items, torch.arange(6))
     for user, window in enumerate(WINDOWS.tolist()):
         for column, item in enumerate(window):
             if item == 0:
@@ -71,16 +83,17 @@ def test_removal_scores_equal_rescoring_the_history_without_that_item(
             assert torch.allclose(got[user, column], expected, atol=1e-5), (user, column)
 
 
-def test_drivers_are_the_history_items_whose_removal_costs_most() -> None:
+@pytest.mark.parametrize("recent", [6, 3])
+def test_drivers_are_the_recent_history_items_whose_removal_costs_most(recent: int) -> None:
     model = _model(seed=2, repeat_bias=False)
     items = torch.tensor([[10, 12], [3, 4], [7, 1]])
-    found = explain.drivers(model, WINDOWS, items)
-    scores = explain.removal_scores(model, WINDOWS, items)
+    found = explain.drivers(model, WINDOWS, items, recent=recent)
+    scores = explain.removal_scores(model, WINDOWS, items, torch.arange(6))
     for user in range(3):
         for j in range(2):
-            assert int(found[user, j]) in set(WINDOWS[user].tolist()) - {0}
-            column = int(scores[user, :, j].argmin())
-            assert int(found[user, j]) == int(WINDOWS[user, column])
+            tried = scores[user, -recent:, j]
+            assert torch.isfinite(tried).any()
+            assert int(found[user, j]) == int(WINDOWS[user, 6 - recent + int(tried.argmin())])
     assert found[2].tolist() == [6, 6]  # one item: it is the reason for everything
 
 
