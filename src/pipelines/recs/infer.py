@@ -2,8 +2,8 @@
 
 Scores come one batch of users at a time (matrix multiply + `topk`), each row with its reason (the driving
 history item for the model, pipelines.recs.explain; the fallback's kind otherwise), and rows leave as one
-DataFrame per batch, so memory is bounded by the batch, never by users x items; the caller streams the frames into
-`replace_partition`, which COPYs them inside one transaction.
+DataFrame per batch, so memory is bounded by the batch, never by users x items; the caller streams the
+frames into `replace_partition`, which COPYs them inside one transaction.
 """
 
 from __future__ import annotations

@@ -136,8 +136,8 @@ class SASRec(nn.Module):
     def encode(self, inputs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Hidden state after each position: [batch, seq] item rows -> [batch, seq, hidden].
 
-        `last_only`: [batch, 1, hidden], the last position only; its final block skips the other positions'
-        queries and feed-forward, a third of the work of scoring.
+        `last_only`: [batch, 1, hidden], the last position only; the final block then skips the other
+        positions' attention queries, projection and feed-forward, which scoring never reads.
         """
         length = inputs.shape[1]
         positions = torch.arange(self.cfg.max_len - length, self.cfg.max_len, device=inputs.device)
