@@ -7,7 +7,7 @@ lowest score, i.e. the largest drop from the full history. Unlike a gradient it 
 the item really does, which is what the faithfulness check (benchmarks/bench_explain.py) tests, and it
 needs only forward passes: one edited copy of the window per candidate, scored in chunks of bounded size.
 Candidates are the `RECENT` latest items: a copy costs a whole window, so trying all of a long history
-would cost width^2 tokens per user, and the faithfulness check finds the recent ones are what drives it.
+would cost width^2 tokens per user, for the same answer almost always (ADR 0013).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ REASON_SEGMENT = "popular_in_segment"
 REASON_STORE = "popular_in_store"
 # Tokens (users x edited windows x width) encoded at once: bounds the attention and activation memory.
 CHUNK_TOKENS = 1 << 18
-RECENT = 10  # history items tried as the reason, latest first (docs/benchmarks.md: cost and faithfulness)
+RECENT = 10  # history items tried as the reason, the latest ones (ADR 0013)
 
 
 def without_each(window: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
