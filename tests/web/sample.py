@@ -282,7 +282,7 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
             day,
             "promoted",
             None,
-            {"ndcg@100": 0.31, "popularity_ndcg@100": 0.12, "ease_ndcg@100": 0.35, "dp_epsilon": 3.8},
+            {"ndcg@100": 0.31, "popularity_ndcg@100": 0.12, "ease_ndcg@100": 0.35, "dp_epsilon_spent": 3.8},
         ),
         # the GAN's candidate of `day` failed the gate: its creatives come from an older champion
         ("creative_gan", "cgan-v1", day - dt.timedelta(days=3), "promoted", None, {"conditional_accuracy": 0.97}),
@@ -293,9 +293,9 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
         for name, version, as_of, status, parent, metrics in runs:
             conn.execute(
                 sa.text(
-                    """INSERT INTO model_runs (model_name, version, as_of_date, status, metrics, artifact_path,
+                    """INSERT INTO model_runs (model_name, version, as_of_date, status, metrics, params, artifact_path,
                                                artifact_sha256, parent_version)
-                       VALUES (:m, :v, :d, :s, CAST(:metrics AS jsonb), :path, :sha, :parent)"""
+                       VALUES (:m, :v, :d, :s, CAST(:metrics AS jsonb), CAST(:params AS jsonb), :path, :sha, :parent)"""
                 ),
                 {
                     "m": name,
@@ -303,6 +303,8 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
                     "d": as_of,
                     "s": status,
                     "metrics": json.dumps(metrics),
+                    # the profile VAE trained with DP-SGD; the others record no budget (the key is null)
+                    "params": json.dumps({"dp_epsilon": 4.0 if name == "user_profile_vae" else None}),
                     "path": str(artifact) if artifact is not None and version == "sasrec-v1" else None,
                     "sha": "abcdef1234" + "0" * 54,
                     "parent": parent,

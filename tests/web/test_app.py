@@ -186,7 +186,7 @@ def test_date_page_names_the_serving_versions_and_the_dates_they_were_trained_as
     assert _served(html) == [
         ["creative_gan", "cgan-v1", "2024-03-28", "current", "not private"],
         ["sasrec", "sasrec-v1", "2024-03-31", "current", "not private"],
-        ["user_profile_vae", "user_profile_vae-v1", "2024-03-31", "current", "DP-SGD, ε = 3.80"],
+        ["user_profile_vae", "user_profile_vae-v1", "2024-03-31", "current", "DP-SGD, ε = 3.80 spent (budget 4)"],
     ]
     assert 'id="stale"' not in html
 

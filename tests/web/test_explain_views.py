@@ -109,17 +109,21 @@ def test_creative_cards_link_campaign_segment_category_and_the_model_that_made_t
 
 
 def test_models_serving_the_date_show_their_privacy_budget(client, engine: Engine) -> None:  # noqa: F811
-    served = {row[0]: row[-1] for row in _served(client.get(f"/dates/{SPEC.day}").text)}
-    assert served == {"creative_gan": "not private", "sasrec": "not private", "user_profile_vae": "DP-SGD, ε = 3.80"}
-    with engine.begin() as conn:  # a run that recorded its budget among its params
+    def privacy() -> dict[str, str]:
+        return {row[0]: row[-1] for row in _served(client.get(f"/dates/{SPEC.day}").text)}
+
+    assert privacy() == {
+        "creative_gan": "not private",
+        "sasrec": "not private",
+        "user_profile_vae": "DP-SGD, ε = 3.80 spent (budget 4)",
+    }
+    with engine.begin() as conn:  # a run that recorded its budget but not what it spent
         conn.execute(
             sa.text(
-                """UPDATE model_runs SET metrics = metrics - 'dp_epsilon', params = '{"dp_epsilon": 1.0}'
-                   WHERE version = 'user_profile_vae-v1'"""
+                "UPDATE model_runs SET metrics = metrics - 'dp_epsilon_spent' WHERE version = 'user_profile_vae-v1'"
             )
         )
-    served = {row[0]: row[-1] for row in _served(client.get(f"/dates/{SPEC.day}").text)}
-    assert served["user_profile_vae"] == "DP-SGD, ε = 1.00"
+    assert privacy()["user_profile_vae"] == "DP-SGD, ε ≤ 4"
 
 
 def test_explanations_are_behind_the_login(engine: Engine, tmp_path: Path, client) -> None:  # noqa: F811

@@ -150,23 +150,28 @@ class ServedModel:
     model_as_of: dt.date | None
     stale_reason: str | None
     policy: str = "champion_of_date"
-    dp_epsilon: float | None = None  # the privacy budget its training spent (None: trained without DP)
+    dp_epsilon: float | None = None  # the privacy budget its DP-SGD training spent (None: not recorded)
+    dp_budget: float | None = None  # the budget it was configured with (None: trained without DP)
 
 
 def served_models(conn: Connection, day: dt.date) -> list[ServedModel]:
     """Per model, what served `day`, as recorded with the date's outputs in `served_lineage`, with the
-    privacy budget its run recorded (`dp_epsilon` in its metrics, or in its params)."""
+    privacy budget its run recorded: `dp_epsilon_spent` in its metrics, `dp_epsilon` in its params."""
     rows = conn.execute(
         sa.text(
             """SELECT l.model_name, l.version, l.model_as_of, l.stale_reason, l.policy,
-                      coalesce(r.metrics ->> 'dp_epsilon', r.params ->> 'dp_epsilon')::float AS dp_epsilon
+                      (r.metrics ->> 'dp_epsilon_spent')::float AS dp_epsilon,
+                      (r.params ->> 'dp_epsilon')::float AS dp_budget
                FROM served_lineage l
                LEFT JOIN model_runs r ON r.model_name = l.model_name AND r.version = l.version
                WHERE l.as_of_date = :d ORDER BY l.model_name"""
         ),
         {"d": day},
     )
-    return [ServedModel(r.model_name, r.version, r.model_as_of, r.stale_reason, r.policy, r.dp_epsilon) for r in rows]
+    return [
+        ServedModel(r.model_name, r.version, r.model_as_of, r.stale_reason, r.policy, r.dp_epsilon, r.dp_budget)
+        for r in rows
+    ]
 
 
 def segments(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
