@@ -83,11 +83,12 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
     segment_of = (users["user_id"] % spec.segments).to_numpy()
     # Each user bought one item, put another in the cart and viewed a third, the day before.
     did = ("purchase", "cart", "view")
+    history_users = np.repeat(users["user_id"].to_numpy(), len(did))
     history = pd.DataFrame(
         {
-            "user_id": np.repeat(users["user_id"].to_numpy(), 3),
-            "item_id": [(u + j) % spec.items + 1 for u in users["user_id"] for j in range(3)],
-            "event_type": list(did) * spec.users,
+            "user_id": history_users,
+            "item_id": (history_users + np.tile(np.arange(len(did)), spec.users)) % spec.items + 1,
+            "event_type": np.tile(did, spec.users),
         }
     )
     with engine.begin() as conn:
