@@ -5,7 +5,8 @@ events into PostgreSQL first would take longer than what is measured here); its 
 events become the users' sequences exactly as in `refresh_recommendations`. The model is an untrained
 SASRec of the production shape (scores do not change the cost). What is timed is what the task does
 after training: `model_topk` / `popularity_topk` batches streamed into `replace_partition` (one
-transaction, COPY) on a scratch embedded PostgreSQL. Targets: under 10 minutes, peak RSS under 4 GB.
+transaction, COPY) on a scratch embedded PostgreSQL, once without and once with each row's reason (the
+leave-one-out driver, pipelines.recs.explain), in that order. Targets: under 10 minutes, peak RSS under 4 GB.
 
     .venv/bin/python benchmarks/bench_recs_inference.py --write-docs
 """
@@ -22,6 +23,7 @@ import datetime as dt
 import logging
 import resource
 import tempfile
+import textwrap
 import time
 from itertools import chain
 from pathlib import Path
@@ -33,6 +35,7 @@ import torch
 
 from common import free_port, replace_section
 from pipelines.compute import select_device
+from pipelines.recs import explain
 from pipelines.recs.config import RecsConfig
 from pipelines.recs.infer import aligned, model_topk, popularity_topk, ranking
 from pipelines.recs.model import SASRec, SASRecConfig
@@ -98,34 +101,44 @@ def main(argv: list[str] | None = None) -> int:
         engine = sa.create_engine(server.start(), connect_args={"options": "-c timezone=UTC"})
         try:
             apply_migrations(engine)
-            tick = time.perf_counter()
-            frames = chain(
-                model_topk(
-                    model,
-                    vocab,
-                    history,
-                    exclude,
-                    top_k=config.top_k,
-                    batch_users=config.infer_batch_users,
-                    device=device,
-                ),
-                popularity_topk(others, np.full(len(others), -1), {}, popular, batch_users=config.infer_batch_users),
-            )
-            tagged = (f.assign(model_version="bench") for f in prefetch(frames, depth=2))
-            rows = replace_partition(engine, "recommendations", as_of, tagged)
-            total_s = time.perf_counter() - tick
+            seconds = {}
+            for explained in (False, True):
+                tick = time.perf_counter()
+                frames = chain(
+                    model_topk(
+                        model,
+                        vocab,
+                        history,
+                        exclude,
+                        top_k=config.top_k,
+                        batch_users=config.infer_batch_users,
+                        device=device,
+                        explained=explained,
+                    ),
+                    popularity_topk(
+                        others, np.full(len(others), -1), {}, popular, batch_users=config.infer_batch_users
+                    ),
+                )
+                tagged = (f.assign(model_version="bench") for f in prefetch(frames, depth=2))
+                rows = replace_partition(engine, "recommendations", as_of, tagged)
+                seconds[explained] = time.perf_counter() - tick
+                log.info("%s reasons: %d rows in %.1f s", "with" if explained else "without", rows, seconds[explained])
+            total_s, plain_s = seconds[True], seconds[False]
             with engine.connect() as conn:
-                stored = conn.execute(sa.text("SELECT count(*) FROM recommendations")).scalar()
+                stored = conn.execute(
+                    sa.text("SELECT count(*), count(reason_code), count(reason_item_id) FROM recommendations")
+                ).one()
         finally:
             engine.dispose()
             server.stop()
-    assert stored == rows
+    assert tuple(stored) == (rows, rows, rows - len(others) * config.top_k)
     figures = {
         "users": args.users,
         "model_users": len(history),
         "items": vocab.size,
         "rows": rows,
         "seconds": total_s,
+        "seconds_without_reasons": plain_s,
         "users_per_s": args.users / total_s,
         "rows_per_s": rows / total_s,
         "peak_rss_mib": rss_mib(),
@@ -133,34 +146,40 @@ def main(argv: list[str] | None = None) -> int:
     }
     log.info("%s", figures)
     if args.write_docs:
-        body = "\n".join(
-            [
-                f"Measured {dt.date.today()} on 2 vCPU, 24 GiB, no GPU (device `{device}`, {torch.get_num_threads()} "
-                "torch threads, OMP_WAIT_POLICY=PASSIVE); embedded PostgreSQL 18, fresh database; rows go out with "
-                "binary COPY (`pipelines.warehouse.binary_copy`). Command: "
-                "`.venv/bin/python benchmarks/bench_recs_inference.py "
-                f"--users {args.users} --items {args.items} --days {args.days} --write-docs`.",
-                "",
-                f"Store: the synthetic generator (`StoreConfig(users={args.users}, items={args.items}, "
-                f"days={args.days})`), generated in memory ({generate_s:.0f} s, not timed below). Its cart/purchase "
-                f"events give {len(history):,} users a history over {vocab.size:,} items; the other "
-                f"{len(others):,} users get global popularity. Model: SASRec of the production shape (hidden "
-                f"{config.hidden}, {config.blocks} blocks, max_len {config.max_len}) with untrained weights (the "
-                f"cost does not depend on them). Timed: scoring in batches of {config.infer_batch_users} users "
-                "(matrix multiply + `topk`, bought items excluded) streamed into `replace_partition` (one "
-                "transaction, COPY), exactly what `refresh_recommendations` does after training.",
-                "",
-                "| what | figure |",
-                "| --- | --- |",
-                f"| users scored / rows written (top-{config.top_k}) | {args.users:,} / {rows:,} |",
-                f"| inference + write, wall | **{total_s:.0f} s** (target < 600 s) |",
-                f"| users/s | {figures['users_per_s']:,.0f} |",
-                f"| rows/s written | {figures['rows_per_s']:,.0f} (`psql \\copy` of 7-column rows here: ~290,000/s) |",
-                f"| peak RSS (generation included) | **{figures['peak_rss_mib'] / 1024:.2f} GiB** (target < 4 GB) |",
-                f"| building the sequences from events (not timed above) | {prepare_s:.1f} s |",
-                f"| load average (5 min) at the end of the timed part | {figures['load_average']:.1f} |",
-            ]
+        what = (
+            f"What: what `refresh_recommendations` does after training, for {args.users:,} users: scoring in "
+            f"batches of {config.infer_batch_users} users (matrix multiply + `topk`, bought items excluded) "
+            "streamed into `replace_partition` (one transaction, binary COPY), first without and then with each "
+            f"row's reason (leave-one-out over the latest {explain.RECENT} history items, `pipelines.recs.explain`, "
+            "ADR 0013), in one run. Store: the synthetic generator "
+            f"(`StoreConfig(users={args.users}, items={args.items}, days={args.days})`), generated in memory "
+            f"({generate_s:.0f} s, not timed); its cart/purchase events give {len(history):,} users a history over "
+            f"{vocab.size:,} items, the other {len(others):,} users get global popularity. Model: SASRec of the "
+            f"production shape (hidden {config.hidden}, {config.blocks} blocks, max_len {config.max_len}, learned "
+            "repeat bias) with untrained weights (the cost does not depend on them)."
         )
+        run = (
+            f"Run {dt.date.today()} on 2 vCPU, 24 GiB, no GPU (device `{device}`, {torch.get_num_threads()} torch "
+            "threads, OMP_WAIT_POLICY=PASSIVE, set by the script); embedded PostgreSQL 18, fresh database; load "
+            f"average {figures['load_average']:.1f} over the 5 minutes before the end (above 2: other work shared "
+            "the cores). Command: `.venv/bin/python benchmarks/bench_recs_inference.py "
+            f"--users {args.users} --items {args.items} --days {args.days} --write-docs`"
+        )
+        table = [
+            "| what | figure |",
+            "| --- | --- |",
+            f"| users scored / rows written (top-{config.top_k}) | {args.users:,} / {rows:,} |",
+            f"| inference + write, wall, with reasons | **{total_s:.0f} s** (target < 600 s) |",
+            f"| the same without reasons (same run, before it) | {plain_s:.0f} s |",
+            f"| cost of the reasons | **{total_s - plain_s:.0f} s: "
+            f"{1000 * (total_s - plain_s) / len(history):.3f} s per 1k model users** |",
+            f"| users/s, with reasons | {figures['users_per_s']:,.0f} |",
+            f"| rows/s written, with reasons | {figures['rows_per_s']:,.0f} (baseline: `psql \\copy` of 7-column "
+            "rows here: ~290,000/s) |",
+            f"| peak RSS (generation included) | **{figures['peak_rss_mib'] / 1024:.2f} GiB** (target < 4 GB) |",
+            f"| building the sequences from events (not timed above) | {prepare_s:.1f} s |",
+        ]
+        body = "\n\n".join([textwrap.fill(what, 108), textwrap.fill(run, 108), "\n".join(table)])
         replace_section(TITLE, body)
     return 0
 

@@ -11,6 +11,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.warehouse.partitions import copy_frames
@@ -87,3 +88,21 @@ def write_events(
 
 def last_day(events: pd.DataFrame) -> dt.date:
     return pd.to_datetime(events["event_ts"]).max().date()
+
+
+def write_segment(engine: Engine, day: dt.date, users: list[int], segment_id: int = 7) -> None:
+    """Profiles of `day` that put `users` in one segment (its members' popularity serves them without history)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE user_profiles_p{day:%Y%m%d} PARTITION OF user_profiles "
+            f"FOR VALUES FROM ('{day}') TO ('{day + dt.timedelta(days=1)}')"
+        )
+        # real[] is assigned to the column whether it is real[] or pgvector's vector (assignment cast).
+        conn.execute(
+            sa.text(
+                """INSERT INTO user_profiles (as_of_date, user_id, embedding, segment_id, top_categories, model_version)
+                   SELECT :d, u, ARRAY[0, 1]::real[], :s, '{"cat0": 1.0}'::jsonb, 'vae-test'
+                   FROM unnest(CAST(:users AS bigint[])) AS u"""
+            ),
+            {"d": day, "users": users, "s": segment_id},
+        )

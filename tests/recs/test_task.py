@@ -19,7 +19,7 @@ from pipelines.recs.task import RecsRecipe
 from pipelines.registry import ArtifactIntegrityError
 from pipelines.settings import Settings
 from pipelines.warehouse.partitions import copy_frames
-from tests.recs.store import last_day, write_events, write_store
+from tests.recs.store import last_day, write_events, write_segment, write_store
 
 pytestmark = pytest.mark.integration
 
@@ -177,20 +177,7 @@ def test_unknown_items_are_ignored_and_one_event_users_get_model_recs(engine: En
 def test_segment_popularity_for_users_without_history(engine: Engine, settings: Settings) -> None:
     events = write_store(engine, extra_users=2)
     day = last_day(events)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"CREATE TABLE user_profiles_p{day:%Y%m%d} PARTITION OF user_profiles "
-            f"FOR VALUES FROM ('{day}') TO ('{day + dt.timedelta(days=1)}')"
-        )
-        # real[] is assigned to the column whether it is real[] or pgvector's vector (assignment cast).
-        conn.execute(
-            sa.text(
-                """INSERT INTO user_profiles (as_of_date, user_id, embedding, segment_id, top_categories, model_version)
-                   SELECT :d, u, ARRAY[0, 1]::real[], 7, '{"cat0": 1.0}'::jsonb, 'vae-test'
-                   FROM unnest(CAST(:users AS bigint[])) AS u"""
-            ),
-            {"d": day, "users": [1, 2, 121]},
-        )
+    write_segment(engine, day, [1, 2, 121])
     run(engine, day, settings, TINY)
     recs = _recs(engine, day)
     assert set(recs.loc[recs["user_id"] == 121, "source"]) == {"segment_popularity"}

@@ -81,6 +81,28 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
             {"c": spec.campaign_id, "s": day - dt.timedelta(days=5), "e": day + dt.timedelta(days=5)},
         )
     segment_of = (users["user_id"] % spec.segments).to_numpy()
+    # Each user bought one item, put another in the cart and viewed a third, the day before.
+    did = ("purchase", "cart", "view")
+    history_users = np.repeat(users["user_id"].to_numpy(), len(did))
+    history = pd.DataFrame(
+        {
+            "user_id": history_users,
+            "item_id": (history_users + np.tile(np.arange(len(did)), spec.users)) % spec.items + 1,
+            "event_type": np.tile(did, spec.users),
+        }
+    )
+    with engine.begin() as conn:
+        copy_frames(
+            conn,
+            "events",
+            history.assign(
+                batch_date=day - dt.timedelta(days=1),
+                event_id=np.arange(1, len(history) + 1),
+                event_ts=pd.Timestamp(day - dt.timedelta(days=1), tz="UTC") + pd.Timedelta(hours=12),
+                price=9.99,
+                quantity=1,
+            )[["batch_date", "event_id", "user_id", "item_id", "event_type", "event_ts", "price", "quantity"]],
+        )
     replace_partition(
         engine,
         "segments",
@@ -95,6 +117,9 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
                     json.dumps([{"category": categories[s % 3], "affinity": 0.5}]) for s in range(spec.segments)
                 ],
                 "model_version": "user_profile_vae-v1",
+                "description": [
+                    json.dumps(segment_description(s, int((segment_of == s).sum()))) for s in range(spec.segments)
+                ],
             }
         ),
     )
@@ -113,21 +138,25 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
         ),
     )
     ranks = np.tile(np.arange(1, spec.top_k + 1), spec.users)
-    replace_partition(
-        engine,
-        "recommendations",
-        day,
-        pd.DataFrame(
-            {
-                "user_id": np.repeat(users["user_id"].to_numpy(), spec.top_k),
-                "rank": ranks,
-                "item_id": rng.integers(1, spec.items + 1, size=len(ranks)),
-                "score": 1.0 / ranks,
-                "source": "model",
-                "model_version": "sasrec-v1",
-            }
-        ),
+    recs = pd.DataFrame(
+        {
+            "user_id": np.repeat(users["user_id"].to_numpy(), spec.top_k),
+            "rank": ranks,
+            "item_id": rng.integers(1, spec.items + 1, size=len(ranks)),
+            "score": 1.0 / ranks,
+            "source": "model",
+            "reason_code": "history_item",
+            "model_version": "sasrec-v1",
+        }
     )
+    # The model's reason cycles through the user's three items; users 1 and 2 get the fallbacks.
+    recs["reason_item_id"] = (recs["user_id"] + recs["rank"] % 3) % spec.items + 1
+    for user, source, code in (
+        (1, "segment_popularity", "popular_in_segment"),
+        (2, "global_popularity", "popular_in_store"),
+    ):
+        recs.loc[recs["user_id"] == user, ["source", "reason_code", "reason_item_id"]] = (source, code, None)
+    replace_partition(engine, "recommendations", day, recs.astype({"reason_item_id": "Int64"}))
     replace_partition(
         engine,
         "dq_results",
@@ -207,6 +236,23 @@ def write_sample(engine: Engine, spec: SampleSpec = SampleSpec(), artifacts: Pat
     _register_models(engine, day, artifact)
 
 
+def segment_description(segment: int, size: int) -> dict[str, object]:
+    """A description of the shape `pipelines.profiles.segments.describe_members` writes."""
+    return {
+        "size": size,
+        "top_categories": [
+            {"category": "shoes", "share": 0.5 + 0.1 * segment, "lift": 1.5 + segment},
+            {"category": "bags", "share": 0.25, "lift": 0.8},
+        ],
+        "recency_days": {"p25": 1.0, "median": 2.5, "p75": 6.0},
+        "events_per_member": {"p25": 2.0, "median": 3.0, "p75": 5.0},
+        "demographics": {
+            "age_group": {"known_share": 1.0, "top": [{"value": "25-34", "share": 1.0}]},
+            "region": {"known_share": 1.0, "top": [{"value": "north", "share": 1.0}]},
+        },
+    }
+
+
 def _embedding_literal(engine: Engine) -> str:
     """A 2-d embedding in the column's text form: pgvector's '[...]' (migration 003) or real[]'s '{...}'."""
     with engine.connect() as conn:
@@ -237,7 +283,7 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
             day,
             "promoted",
             None,
-            {"ndcg@100": 0.31, "popularity_ndcg@100": 0.12, "ease_ndcg@100": 0.35},
+            {"ndcg@100": 0.31, "popularity_ndcg@100": 0.12, "ease_ndcg@100": 0.35, "dp_epsilon_spent": 3.8},
         ),
         # the GAN's candidate of `day` failed the gate: its creatives come from an older champion
         ("creative_gan", "cgan-v1", day - dt.timedelta(days=3), "promoted", None, {"conditional_accuracy": 0.97}),
@@ -248,9 +294,9 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
         for name, version, as_of, status, parent, metrics in runs:
             conn.execute(
                 sa.text(
-                    """INSERT INTO model_runs (model_name, version, as_of_date, status, metrics, artifact_path,
+                    """INSERT INTO model_runs (model_name, version, as_of_date, status, metrics, params, artifact_path,
                                                artifact_sha256, parent_version)
-                       VALUES (:m, :v, :d, :s, CAST(:metrics AS jsonb), :path, :sha, :parent)"""
+                       VALUES (:m, :v, :d, :s, CAST(:metrics AS jsonb), CAST(:params AS jsonb), :path, :sha, :parent)"""
                 ),
                 {
                     "m": name,
@@ -258,6 +304,8 @@ def _register_models(engine: Engine, day: dt.date, artifact: Path | None) -> Non
                     "d": as_of,
                     "s": status,
                     "metrics": json.dumps(metrics),
+                    # the profile VAE trained with DP-SGD; the others record no budget (the key is null)
+                    "params": json.dumps({"dp_epsilon": 4.0 if name == "user_profile_vae" else None}),
                     "path": str(artifact) if artifact is not None and version == "sasrec-v1" else None,
                     "sha": "abcdef1234" + "0" * 54,
                     "parent": parent,

@@ -184,9 +184,9 @@ def _served(html: str) -> list[list[str]]:
 def test_date_page_names_the_serving_versions_and_the_dates_they_were_trained_as_of(client: TestClient) -> None:
     html = client.get(f"/dates/{SPEC.day}").text
     assert _served(html) == [
-        ["creative_gan", "cgan-v1", "2024-03-28", "current"],
-        ["sasrec", "sasrec-v1", "2024-03-31", "current"],
-        ["user_profile_vae", "user_profile_vae-v1", "2024-03-31", "current"],
+        ["creative_gan", "cgan-v1", "2024-03-28", "current", "not private"],
+        ["sasrec", "sasrec-v1", "2024-03-31", "current", "not private"],
+        ["user_profile_vae", "user_profile_vae-v1", "2024-03-31", "current", "DP-SGD, ε = 3.80 spent (budget 4)"],
     ]
     assert 'id="stale"' not in html
 
@@ -209,7 +209,7 @@ def test_a_backfilled_promotion_at_an_earlier_date_shows_the_date_as_stale(clien
     stale = re.search(r'<div class="stale" id="stale">(.*?)</div>', html, re.S)
     assert stale is not None and "Stale: rerun 2024-03-31." in stale.group(1)
     assert f"sasrec: lineage changed by the {earlier} run of sasrec" in stale.group(1)
-    assert ["sasrec", "sasrec-v1", "2024-03-31", "stale"] in _served(html)
+    assert ["sasrec", "sasrec-v1", "2024-03-31", "stale", "not private"] in _served(html)
 
 
 def test_creative_images_are_served_as_png(client: TestClient) -> None:

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.profiles.segments import PreviousSegments, Segmentation, population_stability
+from pipelines.profiles.segments import PreviousSegments, Segmentation, describe_members, population_stability
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import pandas as pd
     from sqlalchemy.engine import Engine
 
@@ -112,12 +114,37 @@ def profile_frame(
     )
 
 
+def segment_descriptions(
+    engine: Engine,
+    as_of: dt.date,
+    config: ProfileConfig,
+    events: pd.DataFrame,
+    item_category: pd.Series,
+    user_ids: np.ndarray,
+    assignment: np.ndarray,
+) -> dict[int, dict[str, object]]:
+    """`segments.describe_members` over the profile window ending with `as_of`, with the users' demographics."""
+    import pandas as pd
+
+    from pipelines.profiles.matrix import window_start
+    from pipelines.warehouse.reads import day_bounds, read_frame
+
+    start, end = day_bounds(window_start(as_of, config))[0], day_bounds(as_of)[1]
+    ts = pd.to_datetime(events["event_ts"], utc=True)
+    window = events.loc[((ts >= start) & (ts < end)).to_numpy(), ["user_id", "item_id", "event_ts"]]
+    window = window.assign(category=window["item_id"].map(item_category).fillna("unknown"))
+    demographics = read_frame(engine, "SELECT user_id, age_group, region FROM users").set_index("user_id")
+    members = pd.Series(assignment, index=pd.Index(user_ids, name="user_id"))
+    return describe_members(members, window, demographics, pd.Timestamp(end), config.top_categories)
+
+
 def segment_frame(
     seg: Segmentation,
     labels: list[str],
     tops: list[list[dict[str, float | str]]],
     drift_by_id: dict[int, dict[str, object] | None],
     model_version: str,
+    descriptions: dict[int, dict[str, object]],
 ) -> pd.DataFrame:
     import pandas as pd
 
@@ -132,5 +159,6 @@ def segment_frame(
                 None if drift_by_id[int(s)] is None else json.dumps(drift_by_id[int(s)]) for s in seg.segment_ids
             ],
             "model_version": model_version,
+            "description": [json.dumps(descriptions[int(s)]) for s in seg.segment_ids],
         }
     )

@@ -328,7 +328,10 @@ def _write_outputs(
     tops, labels = segments.describe(affinity, seg.assignment, seg.segment_ids, names, config.top_categories)
     drift = outputs.drift(seg, embeddings, previous, config, ctx.seed)
     profiles = outputs.profile_frame(ctx.engine, user_ids, embeddings, seg.assignment, affinity, names, config, version)
-    table = outputs.segment_frame(seg, labels, tops, drift, version)
+    descriptions = outputs.segment_descriptions(
+        ctx.engine, ctx.as_of, config, data.events, data.items, user_ids, seg.assignment
+    )
+    table = outputs.segment_frame(seg, labels, tops, drift, version, descriptions)
     profile_rows = replace_partition(conn, "user_profiles", ctx.as_of, profiles)
     segment_rows = replace_partition(conn, "segments", ctx.as_of, table)
     summary_segments = [

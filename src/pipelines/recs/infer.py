@@ -1,8 +1,9 @@
 """Top-K for every user: the champion's scores in batches, popularity for users without a history.
 
-Scores come one batch of users at a time (matrix multiply + `topk`), and rows leave as one DataFrame per
-batch, so memory is bounded by the batch, never by users x items; the caller streams the frames into
-`replace_partition`, which COPYs them inside one transaction.
+Scores come one batch of users at a time (matrix multiply + `topk`), each row with its reason (the driving
+history item for the model, pipelines.recs.explain; the fallback's kind otherwise), and rows leave as one
+DataFrame per batch, so memory is bounded by the batch, never by users x items; the caller streams the
+frames into `replace_partition`, which COPYs them inside one transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from pipelines.recs import explain
 from pipelines.recs.metrics import batched
 from pipelines.recs.model import SASRec
 from pipelines.recs.sequences import ItemVocab, Sequences, pad_left
@@ -46,12 +48,14 @@ def model_topk(
     batch_users: int,
     device: torch.device,
     unavailable: np.ndarray | None = None,
+    explained: bool = True,
 ) -> Iterator[pd.DataFrame]:
-    """Frames (user_id, rank, item_id, score) for every user of `history` (which must be non-empty).
+    """Frames (user_id, rank, item_id, score, source, reason) for every user of `history` (non-empty).
 
     `exclude` is aligned with `history` (same users, same order): those items are never recommended, and
     neither are the embedding rows in `unavailable` (items gone from the catalogue since training).
-    A user with fewer than `top_k` eligible items gets fewer rows.
+    A user with fewer than `top_k` eligible items gets fewer rows. Each row names the history item that
+    drove it (`explained=False` leaves the reason out: the benchmarks' cost baseline).
     """
     import pandas as pd
 
@@ -72,9 +76,13 @@ def model_topk(
         if unavailable is not None and len(unavailable):
             scores[:, torch.from_numpy(unavailable).to(device)] = float("-inf")
         values, index = scores.topk(k, dim=1)  # [batch, k]
+        reasons = None
+        if explained:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                reasons = explain.drivers(model, window, index).cpu().numpy()  # [batch, k] item rows
         values, index = values.cpu().numpy(), index.cpu().numpy()
         keep = np.isfinite(values)
-        yield pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "user_id": np.repeat(history.user_ids[rows], k)[keep.ravel()],
                 "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), len(rows))[keep.ravel()],
@@ -83,6 +91,10 @@ def model_topk(
                 "source": "model",
             }
         )
+        if reasons is not None:
+            frame["reason_code"] = explain.REASON_HISTORY
+            frame["reason_item_id"] = vocab.decode(reasons[keep])
+        yield frame
 
 
 def popularity_topk(
@@ -117,6 +129,7 @@ def popularity_topk(
                         "item_id": np.tile(items, len(members)),
                         "score": np.tile(scores.astype(np.float32), len(members)),
                         "source": "segment_popularity" if use_segment else "global_popularity",
+                        "reason_code": explain.REASON_SEGMENT if use_segment else explain.REASON_STORE,
                     }
                 )
             )

@@ -72,12 +72,15 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = nn.Linear(hidden, hidden)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """[batch, seq, hidden] -> the same, or [batch, 1, hidden] for the last position's query only."""
         batch, length, hidden = x.shape
         # [batch, seq, 3, heads, head_dim] -> 3 x [batch, heads, seq, head_dim]
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        if last_only:
+            q, mask = q[:, :, -1:], mask[:, :, -1:]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(out.transpose(1, 2).reshape(batch, length, hidden))  # [batch, seq, hidden]
+        return self.proj(out.transpose(1, 2).reshape(batch, q.shape[2], hidden))  # [batch, queries, hidden]
 
 
 class Block(nn.Module):
@@ -95,11 +98,13 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """`last_only`: only the last position's output (its keys and values still come from every position)."""
+        residual = x[:, -1:] if last_only else x
         if self.norm_first:
-            x = x + self.drop(self.attn(self.norm1(x), mask))
+            x = residual + self.drop(self.attn(self.norm1(x), mask, last_only))
             return x + self.drop(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.drop(self.attn(x, mask)))
+        x = self.norm1(residual + self.drop(self.attn(x, mask, last_only)))
         return self.norm2(x + self.drop(self.ffn(x)))
 
 
@@ -128,16 +133,20 @@ class SASRec(nn.Module):
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
 
-    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Hidden state after each position: [batch, seq] item rows -> [batch, seq, hidden]."""
+    def encode(self, inputs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Hidden state after each position: [batch, seq] item rows -> [batch, seq, hidden].
+
+        `last_only`: [batch, 1, hidden], the last position only; the final block then skips the other
+        positions' attention queries, projection and feed-forward, which scoring never reads.
+        """
         length = inputs.shape[1]
         positions = torch.arange(self.cfg.max_len - length, self.cfg.max_len, device=inputs.device)
         x = self.item_emb(inputs) * self.cfg.hidden**0.5 + self.pos_emb(positions)
         x = self.emb_drop(x)
         x = x * (inputs > 0).unsqueeze(-1)
         mask = attention_mask(inputs)
-        for block in self.blocks:
-            x = block(x, mask)
+        for depth, block in enumerate(self.blocks, start=1):
+            x = block(x, mask, last_only and depth == len(self.blocks))
         return self.final_norm(x)
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -158,13 +167,27 @@ class SASRec(nn.Module):
 
     def score_last(self, inputs: torch.Tensor) -> torch.Tensor:
         """Scores of every item as the next one after each sequence: [batch, seq] -> [batch, n_items + 1]."""
-        hidden = self.encode(inputs)[:, -1]  # [batch, hidden]
+        hidden = self.encode(inputs, last_only=True)[:, -1]  # [batch, hidden]
         scores = hidden @ self.item_emb.weight.T
         if self.repeat is not None:
             # Column s of the window is length - 1 - s steps before the scored position; padding lands on row 0.
             distance = torch.arange(inputs.shape[1] - 1, -1, -1, device=inputs.device)
             scores.scatter_add_(1, inputs, self.repeat[distance].to(scores.dtype).expand(inputs.shape))
         scores[:, 0] = float("-inf")
+        return scores
+
+    def score_items(self, inputs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """`score_last` of the given item rows only: [batch, seq], [batch, k] -> [batch, k].
+
+        Explanations rescore a few items under many edited histories, where a product with the whole
+        item table would cost as much as scoring the catalogue each time.
+        """
+        hidden = self.encode(inputs, last_only=True)[:, -1]  # [batch, hidden]
+        scores = (self.item_emb(items) * hidden.unsqueeze(1)).sum(-1)  # [batch, k]
+        if self.repeat is not None:
+            distance = torch.arange(inputs.shape[1] - 1, -1, -1, device=inputs.device)
+            seen = inputs.unsqueeze(1) == items.unsqueeze(2)  # [batch, k, seq]
+            scores = scores + (seen * self.repeat[distance].to(scores.dtype)).sum(-1)
         return scores
 
     def _seen(self, inputs: torch.Tensor, scored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

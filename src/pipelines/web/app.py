@@ -33,7 +33,23 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["metric"] = lambda v: "" if v is None else f"{v:.4f}"
     env.filters["observed"] = describe_observed
+    env.filters["reason"] = describe_reason
     return env
+
+
+# What a user did with the item behind a model recommendation, by the event type of their last such event.
+_DID = {"purchase": "bought {}", "cart": "put {} in your cart", "view": "viewed {}"}
+_FALLBACK_REASONS = {"popular_in_segment": "popular in your segment", "popular_in_store": "popular in the store"}
+
+
+def describe_reason(row: Any) -> str:
+    """A recommendation's reason in words: "because you bought <title>", "popular in your segment", or ""
+    for rows written before reasons were stored."""
+    code = row["reason_code"]
+    if code != "history_item":
+        return _FALLBACK_REASONS.get(code, "")
+    item = row["reason_title"] or f"item {row['reason_item_id']}"
+    return "because you " + _DID.get(row["reason_event"] or "", "showed interest in {}").format(item)
 
 
 def _parse_day(value: str) -> dt.date:
@@ -88,6 +104,7 @@ def create_app(
                 "day_state": next((d.state for d in days if d.day == day), None),
                 "dq": queries.dq_results(conn, day),
                 "served": queries.served_models(conn, day),
+                "segments": queries.segments(conn, day),
                 "models": queries.model_runs(conn, day),
                 "creatives": queries.creatives(conn, day),
                 "recommendations": queries.recommendation_sample(conn, day),

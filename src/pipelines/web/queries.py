@@ -14,7 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipelines.creatives.config import MODEL_NAME as CREATIVES_MODEL
 from pipelines.creatives.config import banner_size
+from pipelines.warehouse.reads import day_bounds
 
 # Prefixes under which a model run stores the same metric measured for a reference on the same split
 # (see pipelines.profiles.task._flat_metrics and pipelines.recs.task._metrics).
@@ -148,18 +150,40 @@ class ServedModel:
     model_as_of: dt.date | None
     stale_reason: str | None
     policy: str = "champion_of_date"
+    dp_epsilon: float | None = None  # the privacy budget its DP-SGD training spent (None: not recorded)
+    dp_budget: float | None = None  # the budget it was configured with (None: trained without DP)
 
 
 def served_models(conn: Connection, day: dt.date) -> list[ServedModel]:
-    """Per model, what served `day`, as recorded with the date's outputs in `served_lineage`."""
+    """Per model, what served `day`, as recorded with the date's outputs in `served_lineage`, with the
+    privacy budget its run recorded: `dp_epsilon_spent` in its metrics, `dp_epsilon` in its params."""
     rows = conn.execute(
         sa.text(
-            """SELECT model_name, version, model_as_of, stale_reason, policy FROM served_lineage
-               WHERE as_of_date = :d ORDER BY model_name"""
+            """SELECT l.model_name, l.version, l.model_as_of, l.stale_reason, l.policy,
+                      (r.metrics ->> 'dp_epsilon_spent')::float AS dp_epsilon,
+                      (r.params ->> 'dp_epsilon')::float AS dp_budget
+               FROM served_lineage l
+               LEFT JOIN model_runs r ON r.model_name = l.model_name AND r.version = l.version
+               WHERE l.as_of_date = :d ORDER BY l.model_name"""
         ),
         {"d": day},
     )
-    return [ServedModel(r.model_name, r.version, r.model_as_of, r.stale_reason, r.policy) for r in rows]
+    return [
+        ServedModel(r.model_name, r.version, r.model_as_of, r.stale_reason, r.policy, r.dp_epsilon, r.dp_budget)
+        for r in rows
+    ]
+
+
+def segments(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
+    """The day's segments with the description of their members (None for rows written before there was one)."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT segment_id, label, size, description FROM segments WHERE as_of_date = :d
+               ORDER BY segment_id"""
+        ),
+        {"d": day},
+    ).mappings()
+    return [dict(row) for row in rows]
 
 
 def metric_table(metrics: dict[str, float], parent: dict[str, float] | None) -> dict[str, Any]:
@@ -190,14 +214,17 @@ def creatives(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
         sa.text(
             """SELECT a.campaign_date, a.campaign_id, c.name AS campaign_name, a.segment_id,
                       s.label AS segment_label, a.category, a.rank, a.banner_size, a.headline, a.scores,
-                      a.status, a.reviewed_by, a.reviewed_at, a.model_version
+                      a.status, a.reviewed_by, a.reviewed_at, a.model_version, m.as_of_date AS model_as_of,
+                      (SELECT (t ->> 'lift')::float FROM jsonb_array_elements(s.description -> 'top_categories') t
+                       WHERE t ->> 'category' = a.category) AS category_lift
                FROM ad_creatives a
                JOIN campaigns c USING (campaign_id)
                LEFT JOIN segments s ON s.as_of_date = a.campaign_date AND s.segment_id = a.segment_id
+               LEFT JOIN model_runs m ON m.model_name = :gan AND m.version = a.model_version
                WHERE a.campaign_date = :d
                ORDER BY a.campaign_id, a.segment_id, a.banner_size, a.category, a.rank"""
         ),
-        {"d": day},
+        {"d": day, "gan": CREATIVES_MODEL},
     ).mappings()
     return [{**row, **dict(zip(("width", "height"), banner_size(row["banner_size"]), strict=True))} for row in rows]
 
@@ -242,13 +269,21 @@ def recommendation_sample(
                    ) r WHERE NOT EXISTS (SELECT 1 FROM groups)
                )
                SELECT s.segment_id, s.label, s.user_id, r.rank, r.item_id, r.score, r.source,
-                      i.title, i.category
+                      i.title, i.category, r.reason_code, r.reason_item_id, ri.title AS reason_title,
+                      done.event_type AS reason_event
                FROM sampled s
                JOIN recommendations r ON r.as_of_date = :d AND r.user_id = s.user_id AND r.rank <= :top
                LEFT JOIN items i ON i.item_id = r.item_id
+               LEFT JOIN items ri ON ri.item_id = r.reason_item_id
+               -- what the user last did with the reason's item by that date (events_user_ts_idx)
+               LEFT JOIN LATERAL (
+                   SELECT e.event_type FROM events e
+                   WHERE e.user_id = r.user_id AND e.item_id = r.reason_item_id AND e.event_ts < :end
+                   ORDER BY e.event_ts DESC LIMIT 1
+               ) done ON true
                ORDER BY s.segment_id NULLS FIRST, s.user_id, r.rank"""
         ),
-        {"d": day, "n": users_per_segment, "top": top},
+        {"d": day, "n": users_per_segment, "top": top, "end": day_bounds(day)[1]},
     ).mappings()
     groups: dict[Any, dict[str, Any]] = {}
     for row in rows:
