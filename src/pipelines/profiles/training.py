@@ -135,7 +135,7 @@ def _train(
     def update(batch: SparseBatch, beta: float, share: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if private is not None:
             return private.step(batch, beta)
-        loss, nll, kl = loss_fn(batch.to(device), beta)
+        loss, nll, kl = loss_fn(batch, beta)
         optimiser.zero_grad(set_to_none=True)
         (loss * share if group.distributed else loss).backward()
         optimiser.step()
@@ -164,7 +164,7 @@ def _train(
         beta = 0.0
         for batch, counted, share in batches():
             beta = beta_at(step, total_steps, config)
-            loss, nll, kl = update(batch, beta, share)
+            loss, nll, kl = update(batch.to(device), beta, share)
             schedule.step()
             sums += np.array([loss.item(), nll.item(), kl.item(), 1.0]) * counted
             step += 1
