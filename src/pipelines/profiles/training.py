@@ -13,18 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from pipelines import distributed
+from pipelines.errors import ConfigError
 from pipelines.profiles.config import ProfileConfig
 from pipelines.profiles.model import MultVAE, SparseBatch, VAEConfig
 from pipelines.progress import Progress
-
-if TYPE_CHECKING:
-    from pipelines import distributed
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +91,6 @@ def train(
     batch and DDP averages the gradients; with `dp_epsilon` set, training is DP-SGD
     (`pipelines.profiles.privacy`) and the last epoch's stats carry the epsilon spent.
     """
-    from pipelines import distributed
-    from pipelines.errors import ConfigError
-
     if matrix.shape[0] == 0 or matrix.nnz == 0:
         raise ValueError("cannot train the profile VAE on an empty interaction matrix")
     if on_epoch is not None and config.train_processes > 1:
