@@ -69,6 +69,21 @@ def markdown(results: dict[str, Result], config: ProfileConfig, command: str, th
             f"| {label} | {spent} | {figures} | {m['ndcg@100'] / base:.0%} | "
             f"{result.seconds['vae_epoch_median']:.1f} | {result.chosen['vae_epoch']} |"
         )
+    private = {k: r for k, r in results.items() if k != "none"}
+    if private:
+        popularity = plain.metrics["popularity"]["ndcg@100"]
+        slowest = max(r.seconds["vae_epoch_median"] for r in private.values()) / plain.seconds["vae_epoch_median"]
+        kept = ", ".join(
+            f"{r.metrics['Mult-VAE']['ndcg@100'] / base:.0%} at epsilon {k} "
+            f"({r.metrics['Mult-VAE']['ndcg@100'] / popularity:.2f}x popularity)"
+            for k, r in private.items()
+        )
+        lines += [
+            "",
+            f"What privacy costs here: the private VAE keeps {kept} of the non-private VAE's NDCG@100 "
+            f"({base / popularity:.2f}x popularity), and an epoch takes up to {slowest:.1f}x as long (two "
+            "backward passes and per-user norms).",
+        ]
     if note:
         lines += ["", f"Run note: {note}"]
     return "\n".join(lines)
