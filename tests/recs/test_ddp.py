@@ -1,16 +1,23 @@
-"""SASRec in two gloo processes (DDP) trains as one process does: same losses, same weights, same metrics."""
+"""SASRec in two gloo processes (DDP) trains as one process does, and a task run with two registers rank 0's model."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from sqlalchemy.engine import Engine
 
+from pipelines import modeltask, registry
 from pipelines.compute import derive_seed
 from pipelines.errors import ConfigError
-from pipelines.recs.config import RecsConfig
+from pipelines.recs.config import MODEL_NAME, RecsConfig
 from pipelines.recs.sequences import from_lists, leave_one_out
+from pipelines.recs.task import RecsRecipe
 from pipelines.recs.train import batches_per_epoch, train
+from pipelines.settings import Settings
+from tests.recs.store import last_day, write_store
 
 # Dropout off: the two runs then differ only in the order floating-point sums are taken.
 CONFIG = RecsConfig(max_len=8, hidden=16, blocks=1, heads=2, dropout=0.0, batch_size=16, max_epochs=2, patience=5)
@@ -56,3 +63,21 @@ def test_benchmark_hooks_need_one_process() -> None:
 def test_train_processes_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="train_processes"):
         RecsConfig(train_processes=0)
+
+
+@pytest.mark.integration
+def test_a_two_process_task_run_registers_and_serves_rank_zeros_model(engine: Engine, tmp_path: Path) -> None:
+    events = write_store(engine, extra_users=3)
+    day = last_day(events)
+    config = RecsConfig(hidden=32, blocks=1, dropout=0.1, max_len=10, batch_size=32, learning_rate=0.01,
+                        max_epochs=6, patience=3, top_k=5, device="cpu", train_processes=2)  # fmt: skip
+    recipe = RecsRecipe(config)
+    summary = modeltask.run(recipe, engine, day, Settings(state_dir=tmp_path), device=torch.device("cpu"))
+
+    assert summary["trained"] and summary["candidate_status"] == "promoted"
+    assert summary["training"]["refit_epochs"] == summary["training"]["best_epoch"]  # the refit ran in 2 too
+    assert summary["metrics"]["test_ndcg@10"] > summary["metrics"]["popularity_test_ndcg@10"] + 0.3
+    champion = registry.champion(engine, MODEL_NAME)
+    assert champion is not None and champion.params["train_processes"] == 2
+    served = modeltask.load(recipe, champion)
+    assert served is not None and summary["outputs"]["rows_written"] > 0
