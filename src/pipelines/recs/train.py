@@ -121,20 +121,21 @@ def _start(
     group: distributed.Group,
     seed: int,
     init_state: dict[str, torch.Tensor] | None,
-) -> tuple[SASRec, torch.optim.Optimizer, np.random.Generator]:
-    """A seeded model (fresh, or from `init_state`), its optimizer and the batch-order generator (the same
-    on every rank: they split the same batches)."""
+) -> tuple[SASRec, Callable[..., torch.Tensor], torch.optim.Optimizer, np.random.Generator]:
+    """A seeded model (fresh, or from `init_state`), its loss (under DDP with several processes), its
+    optimizer and the batch-order generator (the same on every rank: they split the same batches)."""
     torch.manual_seed(seed)
     model = SASRec(SASRecConfig.from_task_config(config, n_items))
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(group.device)
     group.reseed(seed)
-    return model, _optimizer(model, config), np.random.default_rng(seed)
+    return model, group.loss_fn(model), _optimizer(model, config), np.random.default_rng(seed)
 
 
 def _epoch(
     model: SASRec,
+    loss_fn: Callable[..., torch.Tensor],
     optimizer: torch.optim.Optimizer,
     seqs: Sequences,
     config: RecsConfig,
@@ -145,7 +146,6 @@ def _epoch(
 ) -> float:
     """One pass over every user's (input, next item) pairs; returns the mean batch loss (of whole batches)."""
     model.train()
-    loss_fn = group.loss_fn(model)
     total, steps = 0.0, 0
     for batch in _batches(seqs, config.batch_size, rng):
         rows, present = group.slice(batch)
@@ -198,7 +198,7 @@ def _train(
     on_epoch: Callable[[SASRec], dict[str, float]] | None,
 ) -> TrainResult:
     device = group.device
-    model, optimizer, rng = _start(n_items, config, group, seed, init_state)
+    model, loss_fn, optimizer, rng = _start(n_items, config, group, seed, init_state)
     result = TrainResult(model=model, best_epoch=0, best_valid={"ndcg@10": -1.0})
     best_state = copy.deepcopy(model.state_dict())
     positions = int(np.maximum(split.train.lengths - 1, 0).clip(max=config.max_len).sum())
@@ -208,7 +208,7 @@ def _train(
     for epoch in range(1, config.max_epochs + 1):
         tick = time.perf_counter()
         note = f"epoch {epoch}/{config.max_epochs} (ETA for all epochs: early stopping may end sooner)"
-        loss = _epoch(model, optimizer, split.train, config, group, rng, progress, note)
+        loss = _epoch(model, loss_fn, optimizer, split.train, config, group, rng, progress, note)
         train_seconds = time.perf_counter() - tick
         valid = None
         if group.rank == 0:  # the ranks hold the same weights: one scores, all follow its decision
@@ -286,13 +286,13 @@ def _refit(
     epochs: int,
     init_state: dict[str, torch.Tensor] | None,
 ) -> TrainResult:
-    model, optimizer, rng = _start(n_items, config, group, seed, init_state)
+    model, loss_fn, optimizer, rng = _start(n_items, config, group, seed, init_state)
     result = TrainResult(model=model, best_epoch=epochs, best_valid={})
     started = time.perf_counter()
     progress = Progress(log, "SASRec refit", epochs * batches_per_epoch(seqs, config.batch_size), "batches")
     for epoch in range(1, epochs + 1):
         tick = time.perf_counter()
-        loss = _epoch(model, optimizer, seqs, config, group, rng, progress, f"epoch {epoch}/{epochs}")
+        loss = _epoch(model, loss_fn, optimizer, seqs, config, group, rng, progress, f"epoch {epoch}/{epochs}")
         result.history.append({"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - tick})
         log.info("refit epoch %d/%d: loss %.4f, %.1f s", epoch, epochs, loss, time.perf_counter() - tick)
     result.seconds = time.perf_counter() - started
