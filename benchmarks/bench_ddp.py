@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "users": len(seqs),
         "items": n_items,
         "machine": f"{machine()}, load average {os.getloadavg()[1]:.1f} over the last 5 minutes",
-        "command": " ".join(["benchmarks/bench_ddp.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": shlex.join(["benchmarks/bench_ddp.py", *(argv if argv is not None else sys.argv[1:])]),
         "note": args.note,
         "runs": runs,
     }

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         lambdas = () if results else (config.ease_lambda,)
         results[key] = benchmark("Amazon Beauty", matrix, variant, device, args.eval_every, lambdas)
         log.info("%s: %s", key, json.dumps(results[key].metrics["Mult-VAE"]))
-    command = " ".join(["benchmarks/bench_dp.py", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(["benchmarks/bench_dp.py", *(argv if argv is not None else sys.argv[1:])])
     text = markdown(results, config, command, torch.get_num_threads(), args.note)
     print(text)
     if args.write_docs:
