@@ -120,11 +120,18 @@ def run(processes: int, device: torch.device, fn: Callable[..., T], *args: Any) 
         result = Path(folder) / "rank0.pt"
         settings = (processes, device.type, f"file://{folder}/rendezvous", threads, level, deterministic)
         log.info("training in %d processes (%s, %d torch threads each)", processes, device.type, threads)
-        mp.start_processes(_worker, args=(settings, str(result), fn, args), nprocs=processes, start_method="spawn")
+        try:
+            mp.start_processes(_worker, args=(settings, folder, fn, args), nprocs=processes, start_method="spawn")
+        except mp.ProcessRaisedException as error:
+            # The first rank to fail is often a bystander whose collective lost its peer: name the cause.
+            causes = sorted(Path(folder).glob("rank*.error"))
+            if causes:
+                raise RuntimeError(min(causes, key=lambda p: p.stat().st_mtime).read_text()) from error
+            raise
         return torch.load(result, map_location=device, weights_only=False)
 
 
-def _worker(rank: int, settings: tuple, result: str, fn: Callable[..., Any], args: tuple) -> None:
+def _worker(rank: int, settings: tuple, folder: str, fn: Callable[..., Any], args: tuple) -> None:
     processes, device_type, rendezvous, threads, level, deterministic = settings
     logging.basicConfig(level=level if rank == 0 else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(threads)
@@ -138,7 +145,10 @@ def _worker(rank: int, settings: tuple, result: str, fn: Callable[..., Any], arg
     try:
         out = fn(Group(rank, processes, device), *args)
         if rank == 0:
-            torch.save(out, result)
+            torch.save(out, Path(folder) / "rank0.pt")
         dist.barrier()
+    except Exception as error:
+        Path(folder, f"rank{rank}.error").write_text(f"training rank {rank} failed: {type(error).__name__}: {error}")
+        raise
     finally:
         dist.destroy_process_group()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sqlalchemy.engine import Engine
 
-from pipelines import modeltask, registry
+from pipelines import distributed, modeltask, registry
 from pipelines.compute import derive_seed
 from pipelines.errors import ConfigError
 from pipelines.recs.config import MODEL_NAME, RecsConfig
@@ -81,3 +81,14 @@ def test_a_two_process_task_run_registers_and_serves_rank_zeros_model(engine: En
     assert champion is not None and champion.params["train_processes"] == 2
     served = modeltask.load(recipe, champion)
     assert served is not None and summary["outputs"]["rows_written"] > 0
+
+
+def _fails_on_rank_one(group: distributed.Group) -> int:
+    if group.rank == 1:
+        raise ValueError("rank 1 could not train")
+    return int(group.all_sum(np.array([1.0]))[0])  # rank 0 waits in a collective rank 1 never joins
+
+
+def test_a_failing_rank_fails_the_run_instead_of_hanging_it() -> None:
+    with pytest.raises(Exception, match="rank 1 could not train"):
+        distributed.run(2, torch.device("cpu"), _fails_on_rank_one)
