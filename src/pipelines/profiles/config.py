@@ -45,6 +45,8 @@ class ProfileConfig:
     # Differentially private training (DP-SGD with Opacus, pipelines.profiles.privacy), off while dp_epsilon
     # is None: each training user's gradient is clipped to dp_max_grad_norm and Gaussian noise is calibrated
     # so that `epochs` of training spend at most (dp_epsilon, dp_delta); delta should stay below 1 / users.
+    # DP-SGD wants larger batches than plain training (batch_size 2000, learning_rate 1e-3 did better on
+    # Beauty than the defaults: docs/benchmarks.md).
     dp_epsilon: float | None = None
     dp_delta: float = 1e-6
     dp_max_grad_norm: float = 1.0
