@@ -148,7 +148,11 @@ def benchmark(
     model.load_state_dict(best["state"])  # type: ignore[arg-type]
     result.chosen["vae_epoch"] = best["epoch"]
     result.chosen["epochs_trained"] = len(history)
+    if history[-1].epsilon is not None:  # DP-SGD (bench_dp.py): the budget Opacus's accountant says was spent
+        result.chosen["epsilon_spent"] = history[-1].epsilon
     result.metrics["Mult-VAE"] = ranking_metrics(lambda rows: score_rows(model, rows, device), test)
+    if not lambdas:  # EASE skipped (bench_dp.py scores it once for several VAEs on this split)
+        return result
 
     started = time.perf_counter()
     chosen, best_ndcg, best_weights = 0.0, -1.0, np.empty(0)

@@ -56,7 +56,7 @@ def test_encoder_matches_dense_layer_on_normalised_input() -> None:
     model = MultVAE(_vae(4, hidden_dim=5, latent_dim=3)).eval()
     mu, _ = model.encode(to_batch(matrix))
     dense = F.normalize(torch.from_numpy(matrix.toarray()), dim=1)  # [2, 4]
-    hidden = torch.tanh(dense @ model.encoder_in.weight + model.encoder_bias)
+    hidden = torch.tanh(dense @ model.encoder_in.weight + model.encoder_in.bias)
     expected = model.encoder_out(hidden)[:, :3]
     torch.testing.assert_close(mu, expected)
 

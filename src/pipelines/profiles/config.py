@@ -40,6 +40,16 @@ class ProfileConfig:
     beta_cap: float = 0.5
     anneal_fraction: float = 0.8  # share of all updates over which beta grows linearly from 0 to beta_cap
     max_train_seconds: float | None = None  # stop after the epoch that crosses it (bounds a task's run time)
+    # Data-parallel training processes (DDP, pipelines.distributed): one per GPU, or gloo processes on a CPU.
+    train_processes: int = 1
+    # Differentially private training (DP-SGD with Opacus, pipelines.profiles.privacy), off while dp_epsilon
+    # is None: each training user's gradient is clipped to dp_max_grad_norm and Gaussian noise is calibrated
+    # so that `epochs` of training spend at most (dp_epsilon, dp_delta); delta should stay below 1 / users.
+    # DP-SGD wants larger batches than plain training (batch_size 2000, learning_rate 1e-3 did better on
+    # Beauty than the defaults: docs/benchmarks.md).
+    dp_epsilon: float | None = None
+    dp_delta: float = 1e-6
+    dp_max_grad_norm: float = 1.0
     # Evaluation (strong generalisation): a stable hash of user_id picks the held-out users, so a user is
     # held out on every date and the champion never trained on today's held-out users.
     heldout_fraction: float = 0.1
@@ -83,12 +93,20 @@ class ProfileConfig:
             "recency_half_life_days": self.recency_half_life_days > 0,
             "max_train_seconds": self.max_train_seconds is None or self.max_train_seconds > 0,
             "promotion_tolerance": self.promotion_tolerance >= 0,
+            "train_processes": self.train_processes >= 1,
+            "dp_epsilon": self.dp_epsilon is None or self.dp_epsilon > 0,
+            "dp_delta": 0.0 < self.dp_delta < 1.0,
+            "dp_max_grad_norm": self.dp_max_grad_norm > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"ProfileConfig out of range: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
         if self.promotion_metric not in METRICS:
             raise ConfigError(f"ProfileConfig.promotion_metric must be one of {METRICS}, got {self.promotion_metric!r}")
+        if self.dp_epsilon is not None and self.train_processes > 1:
+            raise ConfigError(
+                "ProfileConfig: DP-SGD (dp_epsilon) trains in one process; set train_processes=1 or dp_epsilon=None"
+            )
         if min(self.weight_view, self.weight_cart, self.weight_purchase) < 0:
             raise ConfigError("ProfileConfig event weights must be >= 0")
 

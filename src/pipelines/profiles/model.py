@@ -4,7 +4,7 @@ Liang, Krishnan, Hoffman, Jebara, "Variational Autoencoders for Collaborative Fi
 L2-normalised input with dropout, tanh MLP encoder to a diagonal Gaussian, tanh MLP decoder to item
 logits, multinomial log-likelihood, KL weight beta annealed from 0 to a cap.
 
-Deliberate deviations: the first encoder layer is an `nn.EmbeddingBag` (sum of weighted item vectors)
+Deliberate deviations: the first encoder layer is an embedding bag (sum of weighted item vectors)
 fed straight from CSR rows, which is the same linear map as the paper's dense layer but never builds the
 [batch, n_items] input. Only the decoder's logits are dense, one batch at a time. With
 `decoder_hidden=False` the decoder is one linear map [latent -> items] (as in RecVAE, Shenbin et al.,
@@ -80,12 +80,28 @@ class SparseBatch:
         )
 
 
+class WeightedBag(nn.Module):
+    """The first encoder layer: each row's weighted sum of item vectors plus a bias, [nnz] -> [batch, hidden].
+
+    One module owning both parameters, so DP-SGD (`pipelines.profiles.privacy`) can compute each user's
+    gradient norm for it; its inputs are positional with the batch-sized `offsets` last, as Opacus reads them.
+    """
+
+    def __init__(self, n_items: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_items, dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        nn.init.normal_(self.weight)  # as nn.EmbeddingBag draws it, so seeded runs keep their weights
+
+    def forward(self, indices: torch.Tensor, values: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return F.embedding_bag(indices, self.weight, offsets, mode="sum", per_sample_weights=values) + self.bias
+
+
 class MultVAE(nn.Module):
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder_in = nn.EmbeddingBag(config.n_items, config.hidden_dim, mode="sum")
-        self.encoder_bias = nn.Parameter(torch.zeros(config.hidden_dim))
+        self.encoder_in = WeightedBag(config.n_items, config.hidden_dim)
         self.encoder_out = nn.Linear(config.hidden_dim, 2 * config.latent_dim)
         self.decoder: nn.Module = (
             nn.Sequential(
@@ -101,8 +117,14 @@ class MultVAE(nn.Module):
         linears = [self.encoder_out, *(m for m in self.decoder.modules() if isinstance(m, nn.Linear))]
         for weight in (self.encoder_in.weight, *(layer.weight for layer in linears)):
             nn.init.xavier_uniform_(weight)
-        for bias in (self.encoder_bias, *(layer.bias for layer in linears)):
+        for bias in (self.encoder_in.bias, *(layer.bias for layer in linears)):
             nn.init.normal_(bias, std=0.001)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        # Checkpoints saved before WeightedBag kept the first layer's bias beside it.
+        if prefix + "encoder_bias" in state_dict:
+            state_dict[prefix + "encoder_in.bias"] = state_dict.pop(prefix + "encoder_bias")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def encode(self, batch: SparseBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance, each [batch, latent]."""
@@ -112,9 +134,7 @@ class MultVAE(nn.Module):
         values = values / norms.clamp_min(1e-12)[batch.rows]
         if self.training and self.config.input_dropout > 0:
             values = F.dropout(values, p=self.config.input_dropout)
-        hidden = torch.tanh(
-            self.encoder_in(batch.indices, batch.offsets, per_sample_weights=values) + self.encoder_bias
-        )  # [batch, hidden]
+        hidden = torch.tanh(self.encoder_in(batch.indices, values, batch.offsets))  # [batch, hidden]
         mu, logvar = self.encoder_out(hidden).chunk(2, dim=-1)  # 2 x [batch, latent]
         return mu, logvar
 
@@ -126,10 +146,15 @@ class MultVAE(nn.Module):
 
     def loss(self, batch: SparseBatch, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Negative ELBO with KL weight `beta`: (loss, mean negative log-likelihood, mean KL)."""
+        _, nll, kl = self.user_losses(batch, beta)
+        return nll.mean() + beta * kl.mean(), nll.mean(), kl.mean()
+
+    def user_losses(self, batch: SparseBatch, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each user's negative ELBO, negative log-likelihood and KL, each [batch] (DP-SGD clips per user)."""
         logits, mu, logvar = self(batch)
         log_probs = F.log_softmax(logits, dim=-1)  # [batch, n_items]
         # Multinomial log-likelihood sum_i x_ui log pi_ui, read only where x_ui != 0.
         picked = log_probs[batch.rows, batch.indices] * batch.values  # [nnz]
-        nll = -torch.zeros(batch.size, device=logits.device).index_add_(0, batch.rows, picked).mean()
-        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)).mean()
+        nll = -torch.zeros(batch.size, device=logits.device).index_add_(0, batch.rows, picked)
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)
         return nll + beta * kl, nll, kl

@@ -138,6 +138,8 @@ class ProfileRecipe:
             scorer = _scorer(parent.model.vae, parent.model.item_ids, inter.item_ids, ctx.device)
             parent_metrics = _finite(evaluation.ranking_metrics(scorer, split))
         metrics = _finite(own | {f"{b}_{k}": v for b, m in baselines.items() for k, v in m.items()})
+        if history[-1].epsilon is not None:  # DP-SGD: the budget spent, as Opacus's accountant counts it
+            metrics["dp_epsilon_spent"] = history[-1].epsilon
 
         # The candidate's segments, starting from its parent's so that matched segments keep their ids.
         embeddings, _ = training.infer(candidate, inter.matrix, ctx.device, config.encode_batch_size)
@@ -170,6 +172,7 @@ class ProfileRecipe:
                 "eval_users": split.n_users,
                 "epochs": len(history),
                 "final_loss": round(history[-1].loss, 4),
+                "dp_epsilon_spent": history[-1].epsilon,
                 "train_seconds": round(train_seconds, 2),
                 "segment_ids_kept_from_parent": int(seg.matched.sum()),
             },

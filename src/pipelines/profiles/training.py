@@ -6,6 +6,7 @@ writing go through `infer` and `score_batches`, so memory is one batch of logits
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -17,6 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from pipelines import distributed
+from pipelines.errors import ConfigError
 from pipelines.profiles.config import ProfileConfig
 from pipelines.profiles.model import MultVAE, SparseBatch, VAEConfig
 from pipelines.progress import Progress
@@ -70,6 +73,7 @@ class EpochStats:
     beta: float
     learning_rate: float  # at the end of the epoch
     seconds: float
+    epsilon: float | None = None  # DP-SGD: the epsilon spent so far, where it was read (logged and last epochs)
 
 
 def train(
@@ -82,13 +86,30 @@ def train(
     """Train a Mult-VAE on the rows of `matrix`; returns the model (in eval mode) and per-epoch stats.
 
     `on_epoch(epoch, model)` runs after each epoch (model in eval mode, back to training after), e.g. for
-    validation-based model selection in a benchmark.
+    validation-based model selection in a benchmark; it runs in this process, so only with one training
+    process. With `train_processes` > 1 each process (`pipelines.distributed`) takes its slice of every
+    batch and DDP averages the gradients; with `dp_epsilon` set, training is DP-SGD
+    (`pipelines.profiles.privacy`) and the last epoch's stats carry the epsilon spent.
     """
     if matrix.shape[0] == 0 or matrix.nnz == 0:
         raise ValueError("cannot train the profile VAE on an empty interaction matrix")
+    if on_epoch is not None and config.train_processes > 1:
+        raise ConfigError("on_epoch needs train_processes=1: it runs in the calling process")
+    return distributed.run(config.train_processes, device, _train, matrix, config, seed, on_epoch)
+
+
+def _train(
+    group: distributed.Group,
+    matrix: sp.csr_matrix,
+    config: ProfileConfig,
+    seed: int,
+    on_epoch: Callable[[int, MultVAE], None] | None,
+) -> tuple[MultVAE, list[EpochStats]]:
+    device = group.device
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = MultVAE(VAEConfig.from_task_config(config, matrix.shape[1])).to(device)
+    group.reseed(seed)
     # The fused kernel makes the update of the two [n_items, hidden] matrices several times cheaper on CPU.
     optimiser = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
@@ -99,6 +120,33 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: learning_rate_factor(step, total_steps, config.lr_decay_start)
     )
+    private = None
+    if config.dp_epsilon is not None:
+        from pipelines.profiles.privacy import make_private
+
+        private = make_private(model, optimiser, matrix, config, seed)
+    loss_fn = group.loss_fn(model)
+
+    def update(batch: SparseBatch, beta: float, share: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if private is not None:
+            return private.step(batch, beta)
+        loss, nll, kl = loss_fn(batch, beta)
+        optimiser.zero_grad(set_to_none=True)
+        (loss * share if group.distributed else loss).backward()
+        optimiser.step()
+        return loss, nll, kl
+
+    def batches() -> Iterator[tuple[SparseBatch, float, float]]:
+        """(batch, its rows counted in the epoch's means, its loss share), this rank's part of each batch."""
+        if private is not None:
+            for batch in private.batches():
+                yield batch, float(batch.size), 1.0
+            return
+        order = rng.permutation(n_users)
+        for start in range(0, n_users, config.batch_size):
+            rows, present = group.slice(order[start : start + config.batch_size])
+            yield to_batch(matrix[rows]), len(rows) * present, group.share(len(rows) * present)
+
     log_every = max(1, config.epochs // 10)
     history: list[EpochStats] = []
     step = 0
@@ -107,37 +155,48 @@ def train(
     progress = Progress(log, "VAE training", total_steps, "batches")
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        sums = np.zeros(3)
+        sums = np.zeros(4)  # loss, nll, kl (summed over users), users
         beta = 0.0
-        for batch in iter_batches(matrix, config.batch_size, rng.permutation(n_users)):
+        for batch, counted, share in batches():
             beta = beta_at(step, total_steps, config)
-            loss, nll, kl = model.loss(batch.to(device), beta)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            loss, nll, kl = update(batch.to(device), beta, share)
             schedule.step()
-            sums += np.array([loss.item(), nll.item(), kl.item()]) * batch.size
+            sums += np.array([loss.item(), nll.item(), kl.item(), 1.0]) * counted
             step += 1
             progress.advance(note=f"epoch {epoch}/{config.epochs}")
         seconds = time.perf_counter() - started
-        loss_mean, nll_mean, kl_mean = sums / n_users
+        sums = group.all_sum(sums)
+        loss_mean, nll_mean, kl_mean = sums[:3] / max(sums[3], 1.0)
         lr = optimiser.param_groups[0]["lr"]
-        history.append(EpochStats(epoch, loss_mean, nll_mean, kl_mean, beta, lr, seconds))
-        if epoch % log_every == 0 or epoch == config.epochs:
+        logged = epoch % log_every == 0 or epoch == config.epochs
+        epsilon = private.epsilon() if private is not None and logged else None
+        history.append(EpochStats(epoch, loss_mean, nll_mean, kl_mean, beta, lr, seconds, epsilon))
+        if logged:
             log.info(
-                "epoch %d/%d: loss %.3f (nll %.3f, kl %.3f, beta %.3f, lr %.2g), %d users in %.2f s (%.0f users/s)",
-                epoch, config.epochs, loss_mean, nll_mean, kl_mean, beta, lr, n_users, seconds, n_users / seconds,
+                "epoch %d/%d: loss %.3f (nll %.3f, kl %.3f, beta %.3f, lr %.2g%s), %d users in %.2f s (%.0f users/s)",
+                epoch, config.epochs, loss_mean, nll_mean, kl_mean, beta, lr,
+                "" if epsilon is None else f", epsilon spent {epsilon:.3g}", n_users, seconds, n_users / seconds,
             )  # fmt: skip
         if on_epoch is not None:
             model.eval()
             on_epoch(epoch, model)
             model.train()
-        if config.max_train_seconds is not None and time.perf_counter() - train_started > config.max_train_seconds:
+        if _out_of_time(group, train_started, config):
+            if private is not None and epsilon is None:
+                history[-1] = dataclasses.replace(history[-1], epsilon=private.epsilon())
             log.warning("stopping after epoch %d of %d: max_train_seconds=%s reached", epoch, config.epochs,
                         config.max_train_seconds)  # fmt: skip
             break
+    if private is not None:
+        model = private.close()
     model.eval()
     return model, history
+
+
+def _out_of_time(group: distributed.Group, started: float, config: ProfileConfig) -> bool:
+    """Whether `max_train_seconds` has passed, by rank 0's clock (every rank must stop at the same epoch)."""
+    limit = config.max_train_seconds
+    return limit is not None and group.from_rank0(time.perf_counter() - started > limit)
 
 
 @torch.no_grad()

@@ -42,6 +42,8 @@ class RecsConfig:
     refit: bool = True  # after early stopping, retrain on every event for the best epoch count (serves fresher)
     warm_start: bool = False  # start from the champion's weights (new items get fresh rows)
     min_train_users: int = 10  # fewer evaluable users than this: no training, the champion serves
+    # Data-parallel training processes (DDP, pipelines.distributed): one per GPU, or gloo processes on a CPU.
+    train_processes: int = 1
 
     # Champion/challenger on validation NDCG@10, both models scored on this run's split.
     promotion_tolerance: float = 0.002
@@ -62,7 +64,17 @@ class RecsConfig:
             raise ConfigError(f"RecsConfig.event_weights needs positive weights, got {self.event_weights}")
         if self.hidden % self.heads:
             raise ConfigError(f"RecsConfig.hidden={self.hidden} must be divisible by heads={self.heads}")
-        for name in ("max_len", "hidden", "blocks", "heads", "batch_size", "max_epochs", "top_k", "infer_batch_users"):
+        for name in (
+            "max_len",
+            "hidden",
+            "blocks",
+            "heads",
+            "batch_size",
+            "max_epochs",
+            "top_k",
+            "infer_batch_users",
+            "train_processes",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"RecsConfig.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:

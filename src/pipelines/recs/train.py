@@ -3,6 +3,10 @@
 Batches group users of similar length (then the batch order is shuffled) and are trimmed to their
 longest sequence, so short histories do not pay for 50 padded positions: on Beauty (mean length 9)
 that makes an epoch several times cheaper on a CPU. The best state on validation is kept and returned.
+
+With `train_processes` > 1 each process (`pipelines.distributed`) takes its slice of every batch, DDP
+averages the gradients weighted so a step equals the one-process step on the whole batch, and rank 0
+scores validation and decides early stopping for all.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipelines import distributed
+from pipelines.errors import ConfigError
 from pipelines.progress import Progress
 from pipelines.recs.config import RecsConfig
 from pipelines.recs.metrics import batched, evaluate
@@ -112,43 +118,48 @@ def _optimizer(model: SASRec, config: RecsConfig) -> torch.optim.Optimizer:
 def _start(
     n_items: int,
     config: RecsConfig,
-    device: torch.device,
+    group: distributed.Group,
     seed: int,
     init_state: dict[str, torch.Tensor] | None,
-) -> tuple[SASRec, torch.optim.Optimizer, np.random.Generator]:
-    """A seeded model (fresh, or from `init_state`), its optimizer and the batch-order generator."""
+) -> tuple[SASRec, Callable[..., torch.Tensor], torch.optim.Optimizer, np.random.Generator]:
+    """A seeded model (fresh, or from `init_state`), its loss (under DDP with several processes), its
+    optimizer and the batch-order generator (the same on every rank: they split the same batches)."""
     torch.manual_seed(seed)
     model = SASRec(SASRecConfig.from_task_config(config, n_items))
     if init_state is not None:
         model.load_state_dict(init_state)
-    model.to(device)
-    return model, _optimizer(model, config), np.random.default_rng(seed)
+    model.to(group.device)
+    group.reseed(seed)
+    return model, group.loss_fn(model), _optimizer(model, config), np.random.default_rng(seed)
 
 
 def _epoch(
     model: SASRec,
+    loss_fn: Callable[..., torch.Tensor],
     optimizer: torch.optim.Optimizer,
     seqs: Sequences,
     config: RecsConfig,
-    device: torch.device,
+    group: distributed.Group,
     rng: np.random.Generator,
     progress: Progress,
     note: str,
 ) -> float:
-    """One pass over every user's (input, next item) pairs; returns the mean batch loss."""
+    """One pass over every user's (input, next item) pairs; returns the mean batch loss (of whole batches)."""
     model.train()
     total, steps = 0.0, 0
-    for rows in _batches(seqs, config.batch_size, rng):
-        inputs, targets, weights = _tensors(seqs, rows, config.max_len, device)
-        with _autocast(device):
-            loss = model.loss(inputs, targets, weights)
+    for batch in _batches(seqs, config.batch_size, rng):
+        rows, present = group.slice(batch)
+        inputs, targets, weights = _tensors(seqs, rows, config.max_len, group.device)
+        share = group.share(float(weights.sum()) * present)  # the loss is a weighted mean over positions
+        with _autocast(group.device):
+            loss = loss_fn(inputs, targets, weights)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * share if group.distributed else loss).backward()
         optimizer.step()
-        total += float(loss.detach())
+        total += float(loss.detach()) * share / group.world_size
         steps += 1
         progress.advance(note=note)
-    return total / max(steps, 1)
+    return float(group.all_sum(np.array([total]))[0]) / max(steps, 1)
 
 
 def batches_per_epoch(seqs: Sequences, batch_size: int) -> int:
@@ -168,9 +179,26 @@ def train(
 ) -> TrainResult:
     """Train from scratch (or from `init_state`), keep the epoch with the best validation NDCG@10.
 
-    `on_epoch` (benchmarks) adds its figures for the current weights to the epoch's history row.
+    `on_epoch` (benchmarks) adds its figures for the current weights to the epoch's history row; it runs
+    in this process, so only with one training process.
     """
-    model, optimizer, rng = _start(n_items, config, device, seed, init_state)
+    if on_epoch is not None and config.train_processes > 1:
+        raise ConfigError("on_epoch needs train_processes=1: it runs in the calling process")
+    args = (split, n_items, config, seed, init_state, on_epoch)
+    return distributed.run(config.train_processes, device, _train, *args)
+
+
+def _train(
+    group: distributed.Group,
+    split: LeaveOneOut,
+    n_items: int,
+    config: RecsConfig,
+    seed: int,
+    init_state: dict[str, torch.Tensor] | None,
+    on_epoch: Callable[[SASRec], dict[str, float]] | None,
+) -> TrainResult:
+    device = group.device
+    model, loss_fn, optimizer, rng = _start(n_items, config, group, seed, init_state)
     result = TrainResult(model=model, best_epoch=0, best_valid={"ndcg@10": -1.0})
     best_state = copy.deepcopy(model.state_dict())
     positions = int(np.maximum(split.train.lengths - 1, 0).clip(max=config.max_len).sum())
@@ -180,9 +208,12 @@ def train(
     for epoch in range(1, config.max_epochs + 1):
         tick = time.perf_counter()
         note = f"epoch {epoch}/{config.max_epochs} (ETA for all epochs: early stopping may end sooner)"
-        loss = _epoch(model, optimizer, split.train, config, device, rng, progress, note)
+        loss = _epoch(model, loss_fn, optimizer, split.train, config, group, rng, progress, note)
         train_seconds = time.perf_counter() - tick
-        valid = evaluate(score_batches(model, split.valid_input, split.valid_target, device), n_items)
+        valid = None
+        if group.rank == 0:  # the ranks hold the same weights: one scores, all follow its decision
+            valid = evaluate(score_batches(model, split.valid_input, split.valid_target, device), n_items)
+        valid = group.from_rank0(valid)
         seconds = time.perf_counter() - tick
         result.history.append({"epoch": epoch, "loss": loss, "valid_ndcg@10": valid["ndcg@10"], "seconds": seconds})
         if on_epoch is not None:
@@ -201,7 +232,7 @@ def train(
             seconds,
             positions / max(train_seconds, 1e-9),
         )
-        elapsed = time.perf_counter() - started
+        elapsed = group.from_rank0(time.perf_counter() - started)
         if epoch - result.best_epoch >= config.patience:
             log.info("early stop: no better validation NDCG@10 for %d epochs", config.patience)
             break
@@ -243,13 +274,25 @@ def refit(
     Tuning on validation and then refitting on everything before the test item is the textbook protocol;
     on Beauty the validation transitions are worth about 15% NDCG@10 to every model (docs/benchmarks.md).
     """
-    model, optimizer, rng = _start(n_items, config, device, seed, init_state)
+    return distributed.run(config.train_processes, device, _refit, seqs, n_items, config, seed, epochs, init_state)
+
+
+def _refit(
+    group: distributed.Group,
+    seqs: Sequences,
+    n_items: int,
+    config: RecsConfig,
+    seed: int,
+    epochs: int,
+    init_state: dict[str, torch.Tensor] | None,
+) -> TrainResult:
+    model, loss_fn, optimizer, rng = _start(n_items, config, group, seed, init_state)
     result = TrainResult(model=model, best_epoch=epochs, best_valid={})
     started = time.perf_counter()
     progress = Progress(log, "SASRec refit", epochs * batches_per_epoch(seqs, config.batch_size), "batches")
     for epoch in range(1, epochs + 1):
         tick = time.perf_counter()
-        loss = _epoch(model, optimizer, seqs, config, device, rng, progress, f"epoch {epoch}/{epochs}")
+        loss = _epoch(model, loss_fn, optimizer, seqs, config, group, rng, progress, f"epoch {epoch}/{epochs}")
         result.history.append({"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - tick})
         log.info("refit epoch %d/%d: loss %.4f, %.1f s", epoch, epochs, loss, time.perf_counter() - tick)
     result.seconds = time.perf_counter() - started
