@@ -54,8 +54,9 @@ def apply_thread_budget(settings: Settings) -> int:
     return threads
 
 
-def run_step(step: str, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run task function `step` for the current task's DAG run and return its summary."""
+def run_step(step: str, context: Mapping[str, Any] | None = None, **arguments: Any) -> Any:
+    """Run task function `step` (of tasks.STEPS, or of tasks.MODEL_PHASES with its `arguments`) for the
+    current task's DAG run and return its summary."""
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -69,7 +70,8 @@ def run_step(step: str, context: Mapping[str, Any] | None = None) -> dict[str, A
         settings = Settings.from_env()
         apply_thread_budget(settings)
         engine = get_engine(warehouse_url_from_connection())
-        summary = tasks.STEPS[step](engine, as_of, settings, params)
+        function = tasks.STEPS[step] if step in tasks.STEPS else tasks.MODEL_PHASES[step]
+        summary = function(engine, as_of, settings, params, **arguments)
     except (DataError, ConfigError) as exc:
         raise AirflowFailException(f"{step} for this run cannot succeed on retry: {exc}") from exc
     log.info("%s summary: %s", step, summary)
