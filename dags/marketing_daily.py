@@ -40,6 +40,7 @@ Model tasks (training, shards, publishing) run in the pool `gpu` (queue `gpu` on
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
@@ -50,7 +51,7 @@ SHARD_RETRY_DELAY = dt.timedelta(seconds=30)
 STAGES = ("quality", "profiles", "recs", "creatives")
 
 
-def _run(step: str, **arguments: object) -> dict:
+def _run(step: str, **arguments: object) -> Any:
     from pipelines.airflow_adapter import run_step
 
     return run_step(step, **arguments)

@@ -128,25 +128,26 @@ def _written_at(engine, day):
 def test_shards_give_the_one_shard_rows_and_publish_only_when_all_are_staged(engine, tmp_path: Path) -> None:
 
     day = last_day(write_store(engine, extra_users=3))
+    config = dataclasses.replace(TINY_RECS, infer_batch_users=7)  # many batches, composed differently per shard
     one = Settings(state_dir=tmp_path, device="cpu")
-    modeltask.run(RecsRecipe(TINY_RECS), engine, day, one, device=CPU)
+    modeltask.run(RecsRecipe(config), engine, day, one, device=CPU)
     single = _checksum(engine, "recommendations", day, "user_id, rank")
     lineage = _written_at(engine, day)
 
     # The DAG's way: train (here: serve with today's champion), then each shard and the publish step on
     # their own, each reading the data and loading the served model from the registry again.
     three = dataclasses.replace(one, score_shards=3)
-    plan = modeltask.train(RecsRecipe(TINY_RECS), engine, day, three, device=CPU, policy="current_champion")
+    plan = modeltask.train(RecsRecipe(config), engine, day, three, device=CPU, policy="current_champion")
     plan = modeltask.Plan.from_dict(plan.to_dict())  # as it travels between tasks
     assert plan.shards == 3 and plan.serving is not None
-    done = [modeltask.score_shard(RecsRecipe(TINY_RECS), engine, three, plan, i, device=CPU) for i in (2, 0)]
+    done = [modeltask.score_shard(RecsRecipe(config), engine, three, plan, i, device=CPU) for i in (2, 0)]
     with pytest.raises(ShardError, match=r"shard\(s\) \[1\] of 3"):
-        modeltask.publish(RecsRecipe(TINY_RECS), engine, three, plan, done, device=CPU)
+        modeltask.publish(RecsRecipe(config), engine, three, plan, done, device=CPU)
     assert _checksum(engine, "recommendations", day, "user_id, rank") == single  # readers keep the old rows
     assert _written_at(engine, day) == lineage  # and the old lineage: nothing of the publish committed
-    done.append(modeltask.score_shard(RecsRecipe(TINY_RECS), engine, three, plan, 1, device=CPU))
+    done.append(modeltask.score_shard(RecsRecipe(config), engine, three, plan, 1, device=CPU))
     assert sum(s["users"] for s in done) == 123 and all(s["users"] > 0 for s in done)
-    summary = modeltask.publish(RecsRecipe(TINY_RECS), engine, three, plan, done, device=CPU)
+    summary = modeltask.publish(RecsRecipe(config), engine, three, plan, done, device=CPU)
     assert summary["outputs"]["shards"] == 3 and summary["outputs"]["users"] == 123
     assert _checksum(engine, "recommendations", day, "user_id, rank") == single
     assert _written_at(engine, day) != lineage

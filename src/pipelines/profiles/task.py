@@ -199,15 +199,29 @@ class ProfileRecipe:
     def score_shard(
         self, data: ProfileData, served: Served[ProfileModel] | None, ctx: Context, shard: Shard
     ) -> dict[str, Any]:
-        from pipelines.profiles import outputs
+        import numpy as np
+
+        from pipelines.profiles import matrix, outputs
         from pipelines.warehouse.partitions import shard_members, write_shard
 
-        scored = self._score(data, _required(served, ctx), ctx)
-        mine = shard_members(ctx.engine, "user_profiles", ctx.as_of, shard.count, shard.index, scored.user_ids)
+        served = _required(served, ctx)
+        model = served.model
+        if shard.count > 1 and model.centroids is not None:
+            # A user's embedding, interests and nearest saved segment depend on that user's events alone.
+            users = np.unique(data.events["user_id"].to_numpy(np.int64))
+            mine = users[shard_members(ctx.engine, "user_profiles", ctx.as_of, shard.count, shard.index, users)]
+            data = dataclasses.replace(data, events=data.events[data.events["user_id"].isin(mine)])
+            onehot, names = matrix.category_matrix(model.item_ids, data.items)
+            user_ids, embeddings, affinity = _embed(model, data, ctx.as_of, ctx, self.config, onehot)
+            assignment = assign(model, embeddings, self.config, served.version).assignment
+        else:  # one shard, or a checkpoint without saved centroids: segments need every user
+            scored = self._score(data, served, ctx)
+            keep = shard_members(ctx.engine, "user_profiles", ctx.as_of, shard.count, shard.index, scored.user_ids)
+            user_ids, embeddings, affinity = scored.user_ids[keep], scored.embeddings[keep], scored.affinity[keep]
+            assignment, names = scored.segmentation.assignment[keep], scored.names
         frame = outputs.profile_frame(
-            ctx.engine, scored.user_ids[mine], scored.embeddings[mine], scored.segmentation.assignment[mine],
-            scored.affinity[mine], scored.names, self.config, scored.key[1],
-        )  # fmt: skip
+            ctx.engine, user_ids, embeddings, assignment, affinity, names, self.config, served.version
+        )
         return {
             "profiles_written": write_shard(ctx.engine, "user_profiles", ctx.as_of, shard.index, shard.count, frame)
         }

@@ -7,6 +7,7 @@ batch, so memory is bounded by the batch, never by users x items; the caller str
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -57,6 +58,10 @@ def model_topk(
 
     max_len = model.cfg.max_len
     k = min(top_k, vocab.size)
+    if device.type == "cpu":
+        # float32 matrix products round differently with the batch's size and width, so the rows would depend
+        # on which users share a batch; in float64 they do not, and any split into shards gives the same rows.
+        model = copy.deepcopy(model).double()
     order = np.argsort(history.lengths, kind="stable")  # similar lengths together: narrow windows
     model.eval()
     for chunk in batched(len(history), batch_users):
