@@ -144,11 +144,8 @@ def replace_partition(
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(
-                sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                    sql.Identifier(partition),
-                    sql.Identifier(table),
-                    sql.Literal(day),
-                    sql.Literal(day + dt.timedelta(days=1)),
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES {}").format(
+                    sql.Identifier(partition), sql.Identifier(table), _day_range(day)
                 )
             )
             if scope:
@@ -165,6 +162,10 @@ def replace_partition(
             cursor.close()
     log.info("replaced %s for %s%s: %d rows", table, day, f" {scope}" if scope else "", written)
     return written
+
+
+def _day_range(day: dt.date) -> sql.Composable:
+    return sql.SQL("FROM ({}) TO ({})").format(sql.Literal(day), sql.Literal(day + dt.timedelta(days=1)))
 
 
 @contextmanager
@@ -330,11 +331,8 @@ def publish_shards(conn: Connection, table: str, day: dt.date, shards: int) -> N
                 )
             )
         cursor.execute(
-            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(table),
-                sql.Identifier(partition),
-                sql.Literal(day),
-                sql.Literal(day + dt.timedelta(days=1)),
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES {}").format(
+                sql.Identifier(table), sql.Identifier(partition), _day_range(day)
             )
         )
     finally:
