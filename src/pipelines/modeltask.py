@@ -284,6 +284,14 @@ def publish(
     served: Served[ModelT] | None = None,
 ) -> dict[str, Any]:
     """Attach the staged shards as the date's outputs, with the decision and the lineage, in ONE transaction."""
+    from pipelines.warehouse.partitions import ShardError
+
+    missing = sorted(set(range(plan.shards)) - {s["shard"] for s in shards})
+    if missing or len(shards) != plan.shards:
+        raise ShardError(
+            f"{plan.model} for {plan.as_of_date}: shard(s) {missing} of {plan.shards} have not reported; "
+            "the previous outputs stay until every shard has been written"
+        )
     started = time.perf_counter()
     ctx = _context(recipe, engine, plan, settings, device)
     if served is None:
@@ -295,14 +303,6 @@ def publish(
             read.append(recipe.read(ctx))
         return read[0]
 
-    from pipelines.warehouse.partitions import ShardError
-
-    missing = sorted(set(range(plan.shards)) - {s["shard"] for s in shards})
-    if missing or len(shards) != plan.shards:
-        raise ShardError(
-            f"{plan.model} for {plan.as_of_date}: shard(s) {missing} of {plan.shards} have not reported; "
-            "the previous outputs stay until every shard has been written"
-        )
     parent = None if plan.parent is None else registry.get_run(engine, recipe.model_name, plan.parent)
     ordered = sorted(shards, key=lambda s: s["shard"])
     with engine.begin() as conn:
