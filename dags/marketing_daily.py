@@ -5,10 +5,12 @@ Keeps personalised marketing fresh for one **business date** (a UTC day):
 
 1. `check_data_quality`: Great Expectations checks the day's events in PostgreSQL; a critical failure
    stops the run here, so nothing is trained or written and yesterday's outputs stay.
-2. `train_user_profile_vae`: retrains the Mult-VAE user profiles; writes embeddings, stable segments
-   and interests (`user_profiles`, `segments`).
-3. `refresh_recommendations`: retrains the SASRec-style Transformer; writes every active user's
-   top-K (`recommendations`).
+2. `train_user_profile_vae`: retrains the Mult-VAE user profiles; `score_user_profiles` writes
+   embeddings and interests in user shards, `publish_user_profiles` makes them the date's
+   `user_profiles` with stable segments (`segments`).
+3. `refresh_recommendations`: retrains the SASRec-style Transformer; `score_recommendations` writes
+   every active user's top-K in user shards, `publish_recommendations` makes them the date's
+   `recommendations`.
 4. `generate_ad_creatives`: the conditional GAN's creatives for each live campaign and target
    segment, quality-gated and composed into banners (`ad_creatives`, status `pending_review`).
 5. `publish_report`: rows written per output partition, the data-quality verdict and the models.
@@ -26,26 +28,55 @@ the *Business date* picked in the trigger form; without one they fall back to th
 and a run with neither is refused. Outputs are partitions of that date, replaced atomically, so a
 rerun or a backfill of a date gives the same rows.
 
-Model tasks run in the pool `gpu` (queue `gpu` on Celery). Logic lives in `pipelines`; this file is
-schedule, params and wiring only.
+**Shards.** Each `score_*` task is mapped over the user shards its training task returns
+(`PIPELINES_SCORE_SHARDS`, default 1), users by PostgreSQL's hash of user id. Every shard stages its rows
+out of readers' sight and is retried alone; the publish task attaches all of them as the date's partition
+in one transaction with the model decision, so readers see yesterday's partition until every shard is in.
+
+Model tasks (training, shards, publishing) run in the pool `gpu` (queue `gpu` on Celery). Logic lives in
+`pipelines`; this file is schedule, params and wiring only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 GPU_POOL = "gpu"
 GPU_QUEUE = "gpu"
+SHARD_RETRY_DELAY = dt.timedelta(seconds=30)
 # pipelines.tasks.STAGES, spelled out because this file imports only airflow.sdk (a test keeps them equal).
 STAGES = ("quality", "profiles", "recs", "creatives")
 
 
-def _run(step: str) -> dict:
+def _run(step: str, **arguments: object) -> Any:
     from pipelines.airflow_adapter import run_step
 
-    return run_step(step)
+    return run_step(step, **arguments)
+
+
+def _sharded_model_task(stage: str, train_id: str, output: str) -> tuple:
+    """Train once, score and stage each user shard as a mapped task instance (a lost worker costs one shard,
+    retried after SHARD_RETRY_DELAY), then publish them all at once. Returns (training, publishing)."""
+
+    @task(task_id=train_id, pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True)
+    def train() -> list:
+        return _run("train_model", stage=stage)
+
+    @task(
+        task_id=f"score_{output}", pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True, retry_delay=SHARD_RETRY_DELAY
+    )
+    def score(work: dict) -> dict:
+        return _run("score_model_shard", stage=stage, work=work)
+
+    @task(task_id=f"publish_{output}", pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True)
+    def publish(work: list, shards: list) -> dict:
+        return _run("publish_model", stage=stage, work=list(work), shards=list(shards))
+
+    work = train()
+    return work, publish(work, score.expand(work=work))
 
 
 @dag(
@@ -108,14 +139,6 @@ def marketing_daily() -> None:
         return _run("check_data_quality")
 
     @task(pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True)
-    def train_user_profile_vae() -> dict:
-        return _run("train_user_profile_vae")
-
-    @task(pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True)
-    def refresh_recommendations() -> dict:
-        return _run("refresh_recommendations")
-
-    @task(pool=GPU_POOL, queue=GPU_QUEUE, depends_on_past=True)
     def generate_ad_creatives() -> dict:
         return _run("generate_ad_creatives")
 
@@ -124,8 +147,12 @@ def marketing_daily() -> None:
         return _run("publish_report")
 
     # Recommendations fall back to segment popularity and creatives target segments: both follow the VAE.
-    profiles = check_data_quality() >> train_user_profile_vae()
-    profiles >> [refresh_recommendations(), generate_ad_creatives()] >> publish_report()
+    profile_work, profiles = _sharded_model_task("profiles", "train_user_profile_vae", "user_profiles")
+    check_data_quality() >> profile_work
+    recs_work, recs = _sharded_model_task("recs", "refresh_recommendations", "recommendations")
+    creatives = generate_ad_creatives()
+    profiles >> [recs_work, creatives]
+    [recs, creatives] >> publish_report()
 
 
 marketing_daily()

@@ -66,8 +66,9 @@ def failing_without_retry(step: str) -> Iterator[None]:
         raise AirflowFailException(f"{step} for this run cannot succeed on retry: {exc}") from exc
 
 
-def run_step(step: str, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run task function `step` for the current task's DAG run and return its summary."""
+def run_step(step: str, context: Mapping[str, Any] | None = None, **arguments: Any) -> Any:
+    """Run task function `step` (of tasks.STEPS, or of tasks.MODEL_PHASES with its `arguments`) for the
+    current task's DAG run and return its summary."""
     from airflow.sdk import get_current_context
 
     from pipelines import tasks
@@ -80,6 +81,7 @@ def run_step(step: str, context: Mapping[str, Any] | None = None) -> dict[str, A
         settings = Settings.from_env()
         apply_thread_budget(settings)
         engine = get_engine(warehouse_url_from_connection())
-        summary = tasks.STEPS[step](engine, as_of, settings, params)
+        function = tasks.STEPS[step] if step in tasks.STEPS else tasks.MODEL_PHASES[step]
+        summary = function(engine, as_of, settings, params, **arguments)
     log.info("%s summary: %s", step, summary)
     return summary

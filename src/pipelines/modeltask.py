@@ -12,6 +12,13 @@ A run for business date D:
    killed write leaves neither new outputs nor a new champion behind;
 6. returns a summary with the same keys for every model.
 
+A recipe that scores users (`ShardedRecipe`) splits step 5 in two: `score_shard` scores and stages one of
+N user shards (each its own transaction, out of readers' sight; Settings.score_shards sets N), and
+`publish` attaches every staged shard as D's outputs in ONE transaction with the decision and the lineage.
+`train`, `score_shard` and `publish` are separate DAG tasks (the shards as mapped task instances, each
+loading the served model from the registry by version, its artifact checked against its sha256); `run`
+calls the same three in one process.
+
 Model tasks of one model serialise by date (the DAG's depends_on_past), and nothing here reads a later
 date: the outputs of D depend only on the data up to D and on the promotions at dates before D, whatever
 order or concurrency the dates ran in. A recipe is a model package's data reading, training, scoring and
@@ -27,10 +34,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from pipelines import registry
 from pipelines.errors import ConfigError
+from pipelines.privacy import models as privacy
 
 if TYPE_CHECKING:
     import torch
@@ -125,8 +133,39 @@ class Context:
     erasure_seen: int | None = None  # the newest completed erasure request when the run read its data
 
 
-class Recipe(Protocol[DataT, ModelT]):
-    """What a model package supplies; `run` does the rest."""
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What training decided, for the shards and the publish step. Small and JSON-able (it travels as XCom):
+    the served model goes by its registry version, never by value."""
+
+    model: str
+    as_of_date: str
+    policy: str
+    shards: int
+    candidate: str | None
+    decision: Mapping[str, Any] | None  # registry.Decision as a dict
+    serving: str | None
+    parent: str | None
+    summary: Mapping[str, Any]
+    train_seconds: float
+    erasure_seen: int | None  # the newest completed erasure when training read its data (pipelines.privacy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> Plan:
+        return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
+
+
+class Trainable(Protocol[DataT, ModelT]):
+    """What every model package supplies: reading, training and loading; `run` does the rest."""
 
     model_name: str
     promotion: registry.PromotionRule
@@ -138,11 +177,35 @@ class Recipe(Protocol[DataT, ModelT]):
 
     def load(self, checkpoint: Checkpoint) -> ModelT: ...
 
+
+class Recipe(Trainable[DataT, ModelT], Protocol):
+    """A model package whose outputs are written in one piece."""
+
     def write(self, conn: Connection, data: DataT, served: Served[ModelT] | None, ctx: Context) -> dict[str, Any]:
         """Replace the date's outputs on `conn` (the lifecycle commits them) and summarise them."""
 
 
-def load(recipe: Recipe[Any, ModelT], run: registry.ModelRun | None) -> Served[ModelT] | None:
+@runtime_checkable
+class ShardedRecipe(Trainable[DataT, ModelT], Protocol):
+    """A recipe whose outputs are rows per user, written in user shards instead of by `write`."""
+
+    sharded_tables: tuple[str, ...]  # partitioned by date; staged by `train` before any shard runs
+
+    def score_shard(self, data: DataT, served: Served[ModelT] | None, ctx: Context, shard: Shard) -> dict[str, Any]:
+        """Score the shard's users and stage their rows (partitions.write_shard); summarise them."""
+
+    def publish(
+        self,
+        conn: Connection,
+        data: Callable[[], DataT],
+        served: Served[ModelT] | None,
+        ctx: Context,
+        shards: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Attach the staged shards (partitions.publish_shards) and write any per-date rows on `conn`; summarise."""
+
+
+def load(recipe: Trainable[Any, ModelT], run: registry.ModelRun | None) -> Served[ModelT] | None:
     """Rebuild a registered model from its artifact (hash checked)."""
     if run is None or run.artifact_path is None:
         return None
@@ -151,7 +214,7 @@ def load(recipe: Recipe[Any, ModelT], run: registry.ModelRun | None) -> Served[M
 
 
 def run(
-    recipe: Recipe[Any, Any],
+    recipe: Recipe[Any, Any] | ShardedRecipe[Any, Any],
     engine: Engine,
     as_of: dt.date,
     settings: Settings,
@@ -160,9 +223,137 @@ def run(
     force_promote: bool = False,
     policy: str = "champion_of_date",
 ) -> dict[str, Any]:
-    """Run one model task for `as_of`; returns the summary (the same keys for every model)."""
+    """Run one model task for `as_of` in this process; returns the summary (the same keys for every model)."""
+    plan, data, serving, ctx = _train(recipe, engine, as_of, settings, device, force_promote, policy)
+    if not isinstance(recipe, ShardedRecipe):
+        started = time.perf_counter()
+        parent = None if plan.parent is None else registry.get_run(engine, recipe.model_name, plan.parent)
+        with engine.begin() as conn:
+            privacy.check_no_erasure_since(conn, ctx.erasure_seen)
+            outputs = recipe.write(conn, data, serving, ctx)
+            stale = registry.record_outcome(conn, _outcome(plan, serving, parent))
+        return _finish(plan, serving, stale, outputs, plan.train_seconds + time.perf_counter() - started)
+    shards = [
+        score_shard(recipe, engine, settings, plan, i, device=device, data=data, served=serving)
+        for i in range(plan.shards)
+    ]
+    return publish(recipe, engine, settings, plan, shards, device=device, data=data, served=serving)
+
+
+def train(
+    recipe: Trainable[Any, Any],
+    engine: Engine,
+    as_of: dt.date,
+    settings: Settings,
+    *,
+    device: torch.device,
+    force_promote: bool = False,
+    policy: str = "champion_of_date",
+) -> Plan:
+    """Steps 1-4 (read, train, register, decide), and empty staging tables for the shards."""
+    return _train(recipe, engine, as_of, settings, device, force_promote, policy)[0]
+
+
+def score_shard(
+    recipe: ShardedRecipe[DataT, ModelT],
+    engine: Engine,
+    settings: Settings,
+    plan: Plan,
+    shard: int,
+    *,
+    device: torch.device,
+    data: DataT | None = None,
+    served: Served[ModelT] | None = None,
+) -> dict[str, Any]:
+    """Score and stage one user shard with the plan's served model; returns its summary."""
+    started = time.perf_counter()
+    ctx = _context(recipe, engine, plan, settings, device)
+    if data is None:
+        data = recipe.read(ctx)
+    if served is None:
+        served = _served(recipe, engine, plan)
+    summary = recipe.score_shard(data, served, ctx, Shard(shard, plan.shards))
+    return {"shard": shard, "of": plan.shards, **summary, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def publish(
+    recipe: ShardedRecipe[DataT, ModelT],
+    engine: Engine,
+    settings: Settings,
+    plan: Plan,
+    shards: list[dict[str, Any]],
+    *,
+    device: torch.device,
+    data: DataT | None = None,
+    served: Served[ModelT] | None = None,
+) -> dict[str, Any]:
+    """Attach the staged shards as the date's outputs, with the decision and the lineage, in ONE transaction."""
+    from pipelines.warehouse.partitions import ShardError
+
+    missing = sorted(set(range(plan.shards)) - {s["shard"] for s in shards})
+    if missing or len(shards) != plan.shards:
+        raise ShardError(
+            f"{plan.model} for {plan.as_of_date}: shard(s) {missing} of {plan.shards} have not reported; "
+            "the previous outputs stay until every shard has been written"
+        )
+    started = time.perf_counter()
+    ctx = _context(recipe, engine, plan, settings, device)
+    if served is None:
+        served = _served(recipe, engine, plan)
+    read: list[DataT] = [] if data is None else [data]
+
+    def lazy() -> DataT:
+        if not read:
+            read.append(recipe.read(ctx))
+        return read[0]
+
+    parent = None if plan.parent is None else registry.get_run(engine, recipe.model_name, plan.parent)
+    ordered = sorted(shards, key=lambda s: s["shard"])
+    with engine.begin() as conn:
+        # Shards staged what readers cannot see yet; an erasure since training read its data stops them here.
+        privacy.check_no_erasure_since(conn, plan.erasure_seen)
+        outputs = recipe.publish(conn, lazy, served, ctx, ordered)
+        stale = registry.record_outcome(conn, _outcome(plan, served, parent))
+    publish_seconds = time.perf_counter() - started
+    outputs = {**outputs, "publish_seconds": round(publish_seconds, 3)}
+    seconds = plan.train_seconds + sum(s["seconds"] for s in ordered) + publish_seconds
+    return _finish(plan, served, stale, outputs, seconds)
+
+
+def _context(
+    recipe: Trainable[Any, Any], engine: Engine, plan: Plan, settings: Settings, device: torch.device
+) -> Context:
     from pipelines.compute import derive_seed, seed_everything
-    from pipelines.privacy import models as privacy
+
+    if plan.model != recipe.model_name:
+        raise ConfigError(f"a plan of {plan.model} handed to the {recipe.model_name} task")
+    as_of = dt.date.fromisoformat(plan.as_of_date)
+    seed = derive_seed(recipe.model_name, as_of)
+    seed_everything(seed)
+    return Context(engine, as_of, settings, device, seed, False, plan.erasure_seen)
+
+
+def _served(recipe: Trainable[Any, ModelT], engine: Engine, plan: Plan) -> Served[ModelT] | None:
+    """The plan's served model, from its registered artifact (load_artifact checks its sha256)."""
+    if plan.serving is None:
+        return None
+    run = registry.get_run(engine, recipe.model_name, plan.serving)
+    if run is None:
+        raise registry.ArtifactIntegrityError(f"{plan.serving} of {plan.model} is not in the registry")
+    return load(recipe, run)
+
+
+def _train(
+    recipe: Trainable[Any, Any],
+    engine: Engine,
+    as_of: dt.date,
+    settings: Settings,
+    device: torch.device,
+    force_promote: bool,
+    policy: str,
+) -> tuple[Plan, Any, Served[Any] | None, Context]:
+    from pipelines.compute import derive_seed, seed_everything
+    from pipelines.warehouse.partitions import begin_shards
 
     if policy not in POLICIES:
         raise ConfigError(f"unknown serving policy {policy!r}; one of {', '.join(POLICIES)}")
@@ -213,30 +404,59 @@ def run(
                 else {k: round(float(v), 5) for k, v in fitted.parent_metrics.items()},
                 "training": dict(fitted.training),
             }
-    with engine.begin() as conn:
-        privacy.check_no_erasure_since(conn, ctx.erasure_seen)
-        outputs = recipe.write(conn, data, serving, ctx)
-        stale = registry.record_outcome(
-            conn,
-            registry.Outcome(
-                name, as_of, candidate_version, decision, None if serving is None else serving.run, parent_run, policy
-            ),
-        )
+    shards = 1
+    if isinstance(recipe, ShardedRecipe):
+        shards = settings.score_shards
+        for table in recipe.sharded_tables:
+            begin_shards(engine, table, as_of)
+    plan = Plan(
+        model=name,
+        as_of_date=as_of.isoformat(),
+        policy=policy,
+        shards=shards,
+        candidate=candidate_version,
+        decision=None if decision is None else dataclasses.asdict(decision),
+        serving=None if serving is None else serving.version,
+        parent=None if parent_run is None else parent_run.version,
+        summary=summary,
+        train_seconds=round(time.perf_counter() - started, 2),
+        erasure_seen=ctx.erasure_seen,
+    )
+    return plan, data, serving, ctx
+
+
+def _outcome(plan: Plan, served: Served[Any] | None, parent: registry.ModelRun | None) -> registry.Outcome:
+    decision = None if plan.decision is None else registry.Decision(**plan.decision)
+    return registry.Outcome(
+        plan.model,
+        dt.date.fromisoformat(plan.as_of_date),
+        plan.candidate,
+        decision,
+        None if served is None else served.run,
+        parent,
+        plan.policy,
+    )
+
+
+def _finish(
+    plan: Plan, serving: Served[Any] | None, stale: list[dt.date], outputs: dict[str, Any], seconds: float
+) -> dict[str, Any]:
     if stale:
-        log.warning("%s: the lineage of %s changed; rerun them to refresh", name, ", ".join(map(str, stale)))
-    summary |= {
+        log.warning("%s: the lineage of %s changed; rerun them to refresh", plan.model, ", ".join(map(str, stale)))
+    summary = {
+        **plan.summary,
         "served_by": None if serving is None else serving.version,
         "served_model_as_of": None if serving is None else serving.run.as_of_date.isoformat(),
         "marked_stale": [d.isoformat() for d in stale],
         "outputs": outputs,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(seconds, 2),
     }
-    log.info("%s for %s: %s", name, as_of, summary)
+    log.info("%s for %s: %s", plan.model, plan.as_of_date, summary)
     return summary
 
 
 def _register(
-    recipe: Recipe[Any, ModelT], fitted: Candidate, parent: Served[ModelT] | None, ctx: Context
+    recipe: Trainable[Any, ModelT], fitted: Candidate, parent: Served[ModelT] | None, ctx: Context
 ) -> tuple[Served[ModelT], registry.Decision]:
     """Save the checkpoint, register the candidate, decide against the parent on the same split."""
     directory = registry.artifact_dir(ctx.settings.artifacts, recipe.model_name, ctx.as_of)

@@ -40,6 +40,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "torch_threads",
         "torch CPU threads per task; default the cores divided by the model tasks a worker runs at once",
     ),
+    "PIPELINES_SCORE_SHARDS": (
+        "score_shards",
+        "user shards each model task scores and writes as mapped task instances (docs/scaling.md)",
+    ),
     "PIPELINES_API_HOST": (
         "api_host",
         "address the local Airflow API server and UI listen on; 0.0.0.0 exposes them to the network",
@@ -65,6 +69,7 @@ class Settings:
     shared_data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
     device: str = "auto"
     torch_threads: int | None = None
+    score_shards: int = 1
     api_host: str = "127.0.0.1"
     profile: str = "production"
 
@@ -79,6 +84,8 @@ class Settings:
             raise ConfigError(f"PIPELINES_DEVICE must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ConfigError(f"PIPELINES_TORCH_THREADS must be at least 1, got {self.torch_threads}")
+        if not 1 <= self.score_shards <= 1024:
+            raise ConfigError(f"PIPELINES_SCORE_SHARDS must be between 1 and 1024, got {self.score_shards}")
         if not self.api_host.strip():
             raise ConfigError("PIPELINES_API_HOST must be an address such as 127.0.0.1 or 0.0.0.0")
 
@@ -94,7 +101,7 @@ class Settings:
             raw = env.get(name, "").strip()
             if not raw:
                 continue
-            if attr in ("embedded_port", "gpu_pool_slots", "torch_threads"):
+            if attr in ("embedded_port", "gpu_pool_slots", "torch_threads", "score_shards"):
                 try:
                     values[attr] = int(raw)
                 except ValueError:

@@ -94,16 +94,92 @@ def _policy(params: Mapping[str, Any]) -> str:
     return "current_champion" if value else "champion_of_date"
 
 
-def _model_task(recipe: Any, engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
-    """Every model task: its recipe through the one lifecycle (pipelines.modeltask)."""
-    from pipelines import modeltask
+def _device(recipe: Any, settings: Settings) -> Any:
     from pipelines.compute import select_device
 
     setting = getattr(recipe, "device_setting", "settings")
-    device = select_device(settings.device if setting == "settings" else setting)
+    return select_device(settings.device if setting == "settings" else setting)
+
+
+def _model_task(recipe: Any, engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    """Every model task: its recipe through the one lifecycle (pipelines.modeltask)."""
+    from pipelines import modeltask
+
+    device = _device(recipe, settings)
     return modeltask.run(
         recipe, engine, as_of, settings, device=device, force_promote=_force(params), policy=_policy(params)
     )
+
+
+def _sharded_recipe(stage: str, settings: Settings, params: Mapping[str, Any]) -> Any:
+    if stage == "profiles":
+        from pipelines.profiles import ProfileConfig
+        from pipelines.profiles.task import ProfileRecipe
+
+        return ProfileRecipe(stage_config(ProfileConfig(), stage, settings, params))
+    if stage == "recs":
+        from pipelines.recs import RecsConfig
+        from pipelines.recs.task import RecsRecipe
+
+        return RecsRecipe(stage_config(RecsConfig(), stage, settings, params))
+    raise ConfigError(f"stage {stage!r} has no sharded model task; profiles or recs")
+
+
+def train_model(
+    engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any], *, stage: str
+) -> list[dict]:
+    """A DAG's training task of a sharded model task: one work item per shard (each carries the plan)."""
+    from pipelines import modeltask
+
+    recipe = _sharded_recipe(stage, settings, params)
+    plan = modeltask.train(
+        recipe,
+        engine,
+        as_of,
+        settings,
+        device=_device(recipe, settings),
+        force_promote=_force(params),
+        policy=_policy(params),
+    )
+    return [{"shard": i, "plan": plan.to_dict()} for i in range(plan.shards)]
+
+
+def score_model_shard(
+    engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any], *, stage: str, work: Mapping
+) -> dict:
+    """A DAG's mapped task: score and stage one shard of the trained plan."""
+    from pipelines import modeltask
+
+    recipe = _sharded_recipe(stage, settings, params)
+    plan = _plan(work, as_of)
+    return modeltask.score_shard(recipe, engine, settings, plan, work["shard"], device=_device(recipe, settings))
+
+
+def publish_model(
+    engine: Engine,
+    as_of: dt.date,
+    settings: Settings,
+    params: Mapping[str, Any],
+    *,
+    stage: str,
+    work: list[Mapping],
+    shards: list[dict],
+) -> dict:
+    """A DAG's publish task: every staged shard becomes the date's outputs, with the lineage, at once."""
+    from pipelines import modeltask
+
+    recipe = _sharded_recipe(stage, settings, params)
+    plan = _plan(work[0], as_of)
+    return modeltask.publish(recipe, engine, settings, plan, list(shards), device=_device(recipe, settings))
+
+
+def _plan(work: Mapping, as_of: dt.date) -> Any:
+    from pipelines.modeltask import Plan
+
+    plan = Plan.from_dict(work["plan"])
+    if plan.as_of_date != as_of.isoformat():
+        raise ConfigError(f"a plan for {plan.as_of_date} handed to the run for {as_of}")
+    return plan
 
 
 def train_user_profile_vae(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
@@ -145,4 +221,11 @@ STEPS: dict[str, Callable[[Engine, dt.date, Settings, Mapping[str, Any]], dict]]
     "refresh_recommendations": refresh_recommendations,
     "generate_ad_creatives": generate_ad_creatives,
     "publish_report": publish_report,
+}
+# The phases a DAG runs the sharded model tasks in (train, then one mapped task per shard, then publish);
+# STEPS run each of those model tasks whole, in one process.
+MODEL_PHASES: dict[str, Callable[..., Any]] = {
+    "train_model": train_model,
+    "score_model_shard": score_model_shard,
+    "publish_model": publish_model,
 }

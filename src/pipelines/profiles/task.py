@@ -2,7 +2,8 @@
 
 Reads events as of the business date, trains a Mult-VAE candidate on the users outside a fixed held-out
 set, and scores it, its parent (the champion of the day before), popularity and EASE on one strong-
-generalisation split. The date's champion then writes `user_profiles` and `segments`.
+generalisation split. The date's champion then stages `user_profiles` shard by shard; publishing attaches
+them and writes the date's `segments`, whose sizes, labels and drift need every user.
 
 Segment ids are a property of the model lineage, not of run order: a candidate clusters its users starting
 from its parent's segments (re-expressed in its own embedding space) and keeps their ids where the
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines import registry
-from pipelines.modeltask import Candidate, Checkpoint, Context, Served
+from pipelines.modeltask import Candidate, Checkpoint, Context, Served, Shard
 from pipelines.profiles.config import MODEL_NAME, ProfileConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import pandas as pd
     from sqlalchemy.engine import Connection
@@ -54,12 +57,29 @@ class ProfileData:
     interactions: Interactions  # as of the date
 
 
+@dataclass(frozen=True)
+class Scored:
+    """The served model on the date's data: every user's embedding, category affinities and segment, and
+    the same model's segments of the day before (drift compares with them)."""
+
+    key: tuple[str, str]  # (date, served version)
+    user_ids: np.ndarray
+    embeddings: np.ndarray
+    affinity: np.ndarray
+    names: list[str]
+    segmentation: Segmentation
+    before_users: np.ndarray
+    previous: Any  # outputs.PreviousRun | None
+
+
 class ProfileRecipe:
     model_name = MODEL_NAME
+    sharded_tables = ("user_profiles",)
 
     def __init__(self, config: ProfileConfig) -> None:
         self.config = config
         self.promotion = registry.PromotionRule(config.promotion_metric, config.promotion_tolerance)
+        self._scored: Scored | None = None  # the last date scored: shards and publish in one process share it
 
     def read(self, ctx: Context) -> ProfileData:
         import numpy as np
@@ -179,17 +199,67 @@ class ProfileRecipe:
             plot=lambda path, version: training.plot_history(history, path, f"{version}: training loss per epoch"),
         )
 
-    def write(
-        self, conn: Connection, data: ProfileData, served: Served[ProfileModel] | None, ctx: Context
+    def score_shard(
+        self, data: ProfileData, served: Served[ProfileModel] | None, ctx: Context, shard: Shard
     ) -> dict[str, Any]:
-        if served is None:
-            from pipelines.errors import DataError
+        import numpy as np
 
-            raise DataError(
-                f"no user-profile model serves {ctx.as_of}: none was promoted on or before it and this date's "
-                "candidate was rejected (see its decision in model_runs); force_promote makes it serve"
-            )
-        return _write_outputs(conn, ctx, data, served, self.config)
+        from pipelines.profiles import matrix, outputs
+        from pipelines.warehouse.partitions import shard_members, write_shard
+
+        served = _required(served, ctx)
+        model = served.model
+        if shard.count > 1 and model.centroids is not None:
+            # A user's embedding, interests and nearest saved segment depend on that user's events alone.
+            users = np.unique(data.events["user_id"].to_numpy(np.int64))
+            mine = users[shard_members(ctx.engine, "user_profiles", ctx.as_of, shard.count, shard.index, users)]
+            data = dataclasses.replace(data, events=data.events[data.events["user_id"].isin(mine)])
+            onehot, names = matrix.category_matrix(model.item_ids, data.items)
+            user_ids, embeddings, affinity = _embed(model, data, ctx.as_of, ctx, self.config, onehot)
+            assignment = assign(model, embeddings, self.config, served.version).assignment
+        else:  # one shard, or a checkpoint without saved centroids: segments need every user
+            scored = self._score(data, served, ctx)
+            keep = shard_members(ctx.engine, "user_profiles", ctx.as_of, shard.count, shard.index, scored.user_ids)
+            user_ids, embeddings, affinity = scored.user_ids[keep], scored.embeddings[keep], scored.affinity[keep]
+            assignment, names = scored.segmentation.assignment[keep], scored.names
+        frame = outputs.profile_frame(
+            ctx.engine, user_ids, embeddings, assignment, affinity, names, self.config, served.version
+        )
+        return {
+            "profiles_written": write_shard(ctx.engine, "user_profiles", ctx.as_of, shard.index, shard.count, frame)
+        }
+
+    def publish(
+        self,
+        conn: Connection,
+        data: Callable[[], ProfileData],
+        served: Served[ProfileModel] | None,
+        ctx: Context,
+        shards: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        from pipelines.warehouse.partitions import publish_shards
+
+        loaded = data()
+        summary = _write_segments(conn, ctx, loaded, self._score(loaded, _required(served, ctx), ctx), self.config)
+        publish_shards(conn, "user_profiles", ctx.as_of, len(shards))
+        return {"profiles_written": sum(s["profiles_written"] for s in shards), **summary, "shards": len(shards)}
+
+    def _score(self, data: ProfileData, served: Served[ProfileModel], ctx: Context) -> Scored:
+        key = (ctx.as_of.isoformat(), served.version)
+        if self._scored is None or self._scored.key != key:
+            self._scored = _score(ctx, data, served, self.config)
+        return self._scored
+
+
+def _required(served: Served[ProfileModel] | None, ctx: Context) -> Served[ProfileModel]:
+    if served is None:
+        from pipelines.errors import DataError
+
+        raise DataError(
+            f"no user-profile model serves {ctx.as_of}: none was promoted on or before it and this date's "
+            "candidate was rejected (see its decision in model_runs); force_promote makes it serve"
+        )
+    return served
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
@@ -297,10 +367,8 @@ def _protocol(config: ProfileConfig, data: Interactions, split: Any, train_users
     }
 
 
-def _write_outputs(
-    conn: Connection, ctx: Context, data: ProfileData, served: Served[ProfileModel], config: ProfileConfig
-) -> dict[str, object]:
-    """Profiles and segments of the date's champion, on the lifecycle's transaction.
+def _score(ctx: Context, data: ProfileData, served: Served[ProfileModel], config: ProfileConfig) -> Scored:
+    """The date's champion on every user of the date and of the day before.
 
     Drift compares the date's segments with the same model's segments of the data as of the day before,
     so it too depends on the lineage only.
@@ -308,14 +376,12 @@ def _write_outputs(
     import numpy as np
 
     from pipelines.profiles import matrix, outputs, segments
-    from pipelines.warehouse.partitions import replace_partition
 
     model, version = served.model, served.version
     onehot, names = matrix.category_matrix(model.item_ids, data.items)
     user_ids, embeddings, affinity = _embed(model, data, ctx.as_of, ctx, config, onehot)
     assert affinity is not None
-    seg = assign(model, embeddings, config, version)
-    seg = _non_empty(seg)
+    seg = _non_empty(assign(model, embeddings, config, version))
     yesterday = ctx.as_of - dt.timedelta(days=1)
     before_users, before_embeddings, _ = _embed(model, data, yesterday, ctx, config)
     previous = None
@@ -328,14 +394,26 @@ def _write_outputs(
             before.assignment,
             before_embeddings,
         )
-    tops, labels = segments.describe(affinity, seg.assignment, seg.segment_ids, names, config.top_categories)
-    drift = outputs.drift(seg, embeddings, previous, config, ctx.seed)
-    profiles = outputs.profile_frame(ctx.engine, user_ids, embeddings, seg.assignment, affinity, names, config, version)
+    return Scored((ctx.as_of.isoformat(), version), user_ids, embeddings, affinity, names, seg, before_users, previous)
+
+
+def _write_segments(
+    conn: Connection, ctx: Context, data: ProfileData, scored: Scored, config: ProfileConfig
+) -> dict[str, object]:
+    """The date's segments (labels, sizes, drift over every user) on the lifecycle's transaction."""
+    import numpy as np
+
+    from pipelines.profiles import outputs, segments
+    from pipelines.warehouse.partitions import replace_partition
+
+    seg, user_ids = scored.segmentation, scored.user_ids
+    tops, labels = segments.describe(scored.affinity, seg.assignment, seg.segment_ids, scored.names,
+                                     config.top_categories)  # fmt: skip
+    drift = outputs.drift(seg, scored.embeddings, scored.previous, config, ctx.seed)
     descriptions = outputs.segment_descriptions(
         ctx.engine, ctx.as_of, config, data.events, data.items, user_ids, seg.assignment
     )
-    table = outputs.segment_frame(seg, labels, tops, drift, version, descriptions)
-    profile_rows = replace_partition(conn, "user_profiles", ctx.as_of, profiles)
+    table = outputs.segment_frame(seg, labels, tops, drift, scored.key[1], descriptions)
     segment_rows = replace_partition(conn, "segments", ctx.as_of, table)
     summary_segments = [
         {"segment_id": int(r.segment_id), "label": r.label, "size": int(r.size), "drift": drift.get(int(r.segment_id))}
@@ -345,11 +423,10 @@ def _write_outputs(
         log.info("segment %s %r: %d users, drift %s", entry["segment_id"], entry["label"], entry["size"],
                  entry["drift"])  # fmt: skip
     return {
-        "profiles_written": profile_rows,
         "segments_written": segment_rows,
         "users_without_events": int(len(data.users) - data.interactions.n_users),
         "users_only_on_unknown_items": int(data.interactions.n_users - len(user_ids)),
-        "users_new_since_yesterday": int((~np.isin(user_ids, before_users)).sum()),
+        "users_new_since_yesterday": int((~np.isin(user_ids, scored.before_users)).sum()),
         "segments": summary_segments,
     }
 

@@ -8,6 +8,7 @@ frames into `replace_partition`, which COPYs them inside one transaction.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -61,6 +62,10 @@ def model_topk(
 
     max_len = model.cfg.max_len
     k = min(top_k, vocab.size)
+    if device.type == "cpu":
+        # float32 matrix products round differently with the batch's size and width, so the rows would depend
+        # on which users share a batch; in float64 they do not, and any split into shards gives the same rows.
+        model = copy.deepcopy(model).double()
     order = np.argsort(history.lengths, kind="stable")  # similar lengths together: narrow windows
     model.eval()
     for chunk in batched(len(history), batch_users):

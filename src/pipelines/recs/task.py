@@ -2,8 +2,8 @@
 
 Reads events as of the business date; the candidate is tuned on validation (early stopping), scored on
 test beside popularity and beside its parent (the champion of the day before) re-scored on the same split,
-and refitted on every event. The date's champion then scores every user and the day's `recommendations`
-partition is replaced on the lifecycle's transaction.
+and refitted on every event. The date's champion then scores every user, shard by shard, and the staged
+shards become the day's `recommendations` partition on the lifecycle's transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ import torch
 from pipelines import registry
 from pipelines.compute import derive_seed
 from pipelines.errors import DataError
-from pipelines.modeltask import Candidate, Checkpoint, Context, Served
+from pipelines.modeltask import Candidate, Checkpoint, Context, Served, Shard
 from pipelines.ranking import popularity
 from pipelines.recs.config import MODEL_NAME, RecsConfig
 from pipelines.recs.infer import aligned, model_topk, popularity_topk, ranking
@@ -30,7 +31,7 @@ from pipelines.recs.metrics import evaluate
 from pipelines.recs.model import SASRec, SASRecConfig, grow_items
 from pipelines.recs.sequences import ItemVocab, LeaveOneOut, Sequences, from_events, leave_one_out
 from pipelines.recs.train import TrainResult, refit, save_curves, score_batches, train
-from pipelines.warehouse.partitions import replace_partition
+from pipelines.warehouse.partitions import publish_shards, shard_members, write_shard
 from pipelines.warehouse.prefetch import prefetch
 from pipelines.warehouse.reads import day_bounds, events_as_of, read_frame
 
@@ -68,6 +69,7 @@ class RecsRecipe:
     """`refresh_recommendations` as a recipe of the model-task lifecycle (pipelines.modeltask)."""
 
     model_name = MODEL_NAME
+    sharded_tables = ("recommendations",)
 
     def __init__(self, config: RecsConfig) -> None:
         self.config = config
@@ -138,11 +140,32 @@ class RecsRecipe:
             plot=lambda path, version: save_curves(history, path, f"{version}: best epoch {result.best_epoch}"),
         )
 
-    def write(
-        self, conn: Connection, data: RecsData, served: Served[RecsModel] | None, ctx: Context
+    def score_shard(
+        self, data: RecsData, served: Served[RecsModel] | None, ctx: Context, shard: Shard
     ) -> dict[str, object]:
-        written = _write(conn, ctx.engine, ctx.as_of, self.config, ctx.device, data.events, data.catalogue, served)
+        written = _write(ctx.engine, ctx.as_of, self.config, ctx.device, data, served, shard)
         return {**data.counts, **written}
+
+    def publish(
+        self,
+        conn: Connection,
+        data: Callable[[], RecsData],
+        served: Served[RecsModel] | None,
+        ctx: Context,
+        shards: list[dict[str, Any]],
+    ) -> dict[str, object]:
+        publish_shards(conn, "recommendations", ctx.as_of, len(shards))
+        rows = sum(s["rows_written"] for s in shards)
+        seconds = sum(s["write_seconds"] for s in shards)
+        return {
+            # The counts of the date's events and the served version are the same in every shard.
+            **{k: shards[0][k] for k in ("events", "events_on_day", "unknown_item_events", "served_by")},
+            **{k: sum(s[k] for s in shards) for k in ("users", "model_users", "rows_written")},
+            "rows_by_source": {k: sum(s["rows_by_source"][k] for s in shards) for k in shards[0]["rows_by_source"]},
+            "write_seconds": round(seconds, 2),
+            "rows_per_second": round(rows / max(seconds, 1e-9)),
+            "shards": len(shards),
+        }
 
 
 def _read_inputs(engine: Engine, as_of: dt.date, config: RecsConfig) -> tuple[pd.DataFrame, np.ndarray, dict[str, int]]:
@@ -239,28 +262,30 @@ def _rescore(parent: RecsModel, split: LeaveOneOut, n_items: int, device: torch.
 
 
 def _write(
-    conn: Connection,
     engine: Engine,
     as_of: dt.date,
     config: RecsConfig,
     device: torch.device,
-    events: pd.DataFrame,
-    catalogue: np.ndarray,
+    data: RecsData,
     serving: Served[RecsModel] | None,
+    shard: Shard,
 ) -> dict[str, object]:
-    """Score every active user with the date's champion (popularity without history); replace the partition
-    on `conn`, the lifecycle's transaction."""
+    """Score the shard's active users with the date's champion (popularity without history) and stage
+    their rows."""
     tick = time.perf_counter()
+    events, catalogue = data.events, data.catalogue
     audience = _audience(engine, as_of, config)
+    audience = audience[shard_members(engine, "recommendations", as_of, shard.count, shard.index, audience)]
     version = serving.version if serving is not None else f"popularity-{as_of:%Y%m%d}"
     frames: list[Any] = []
     model_users = np.zeros(0, dtype=np.int64)
     if serving is not None:
         vocab = serving.model.vocab
-        history = from_events(events, vocab, config.event_weights)
+        mine = events if shard.count == 1 else events[np.isin(events["user_id"].to_numpy(), audience)]
+        history = from_events(mine, vocab, config.event_weights)
         history = history.select(np.isin(history.user_ids, audience))
         excluded = {t: 1.0 for t in config.exclude_event_types}
-        exclude = aligned(from_events(events, vocab, excluded), history.user_ids)
+        exclude = aligned(from_events(mine, vocab, excluded), history.user_ids)
         model_users = history.user_ids
         if len(history):
             frames.append(
@@ -287,10 +312,12 @@ def _write(
                 counts[str(source)] += int(n)
             yield frame.assign(model_version=version)
 
-    rows = replace_partition(conn, "recommendations", as_of, tagged())
+    rows = write_shard(engine, "recommendations", as_of, shard.index, shard.count, tagged())
     seconds = time.perf_counter() - tick
     log.info(
-        "wrote %d recommendations for %d users (%d by the model) in %.1f s: %.0f users/s, %.0f rows/s",
+        "shard %d/%d: wrote %d recommendations for %d users (%d by the model) in %.1f s: %.0f users/s, %.0f rows/s",
+        shard.index,
+        shard.count,
         rows,
         len(audience),
         len(model_users),
