@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from pipelines import tasks
 from pipelines.privacy import steps
 from pipelines.settings import Settings
+from pipelines.warehouse.partitions import partition_name, shard_name
 from tests.privacy.search import occurrences
 from tests.test_lineage import D1, D2, PARAMS, _store, run_date
 
@@ -134,7 +135,9 @@ def test_an_erased_customer_is_nowhere_and_the_models_retrain_cold_without_them(
     before = occurrences(engine, settings.artifacts, USER, stamps)
     where = {line.split(":")[0] for line in before}
     expected = {f"table {t}" for t in ("users", "events", "impressions", "outcomes")}
-    expected |= {f"table {t}_p{D1:%Y%m%d}" for t in ("user_profiles", "recommendations", "dq_results")}
+    expected.add(f"table {partition_name('dq_results', D1)}")
+    # Per-user outputs are written in user shards: the rows live in the date partition's shard leaves.
+    expected |= {f"table {shard_name(t, D1, 0, 1, staged=False)}" for t in ("user_profiles", "recommendations")}
     assert expected <= where, before
     assert any(line.startswith(f"file data_docs/{D1}/") for line in before), before
     segment, size = _one(

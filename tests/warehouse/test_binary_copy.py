@@ -110,7 +110,11 @@ def test_replace_partition_writes_every_text_group_once(engine: Engine, caplog: 
     with caplog.at_level(logging.DEBUG, logger="pipelines.warehouse.partitions"):
         assert replace_partition(engine, "recommendations", DAY, [frame.iloc[:1000], frame.iloc[1000:]]) == n
     assert _formats(caplog) == ["binary", "binary"]
-    back = pd.read_sql("SELECT * FROM recommendations ORDER BY user_id, rank", engine)
+    back = pd.read_sql(
+        "SELECT as_of_date, user_id, rank, item_id, score, source, model_version FROM recommendations "
+        "ORDER BY user_id, rank",
+        engine,
+    )
     assert (back["as_of_date"] == DAY).all()
     expected = frame.sort_values(["user_id", "rank"], ignore_index=True)
     pd.testing.assert_frame_equal(back.drop(columns="as_of_date"), expected, check_dtype=False)

@@ -44,7 +44,16 @@ def _recs(users: np.ndarray, version: str) -> pd.DataFrame:
 
 def _rows(engine: Engine, table: str = "recommendations") -> list[tuple]:
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY 1, 2, 3"))]
+        # Every column, model_version last (the tests compare rows without it and the versions alone).
+        columns = conn.execute(
+            sa.text(
+                """SELECT string_agg(quote_ident(column_name), ', '
+                                     ORDER BY column_name = 'model_version', ordinal_position)
+                   FROM information_schema.columns WHERE table_name = :t"""
+            ),
+            {"t": table},
+        ).scalar_one()
+        return [tuple(r) for r in conn.execute(sa.text(f"SELECT {columns} FROM {table} ORDER BY 1, 2, 3"))]
 
 
 def _leaf_oids(engine: Engine, table: str) -> set[int]:
