@@ -1,4 +1,7 @@
-"""The data-quality gate: check one business date's events in PostgreSQL before any model sees them.
+"""The data-quality gate: check one business date's batches in PostgreSQL before any model sees them.
+
+The batches: the day's events and, where the delivery loop runs, its impressions and outcomes (a day
+without impressions passes their checks: a store may not run the loop).
 
 Order matters for what a person finds after a failure: dq_results and Data Docs are written first, then a
 critical failure raises `DataQualityError` naming the checks and showing bad rows. Warnings are recorded
@@ -35,7 +38,8 @@ DEFAULT_CONFIG = GateConfig()
 def run_quality_gate(
     engine: Engine, as_of: dt.date, artifacts_dir: Path, config: GateConfig = DEFAULT_CONFIG
 ) -> GateReport:
-    """Validate the events with batch_date = `as_of`; record the results; raise on a critical failure."""
+    """Validate the events, impressions and outcomes with batch_date = `as_of`; record the results; raise on a
+    critical failure."""
     _require_loaded(engine, as_of)
     started = time.perf_counter()
     inputs = SuiteInputs(day=as_of, config=config, baseline=trailing_volume(engine, as_of, config.volume_window_days))
