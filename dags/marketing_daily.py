@@ -11,7 +11,12 @@ Keeps personalised marketing fresh for one **business date** (a UTC day):
    top-K (`recommendations`).
 4. `generate_ad_creatives`: the conditional GAN's creatives for each live campaign and target
    segment, quality-gated and composed into banners (`ad_creatives`, status `pending_review`).
-5. `publish_report`: rows written per output partition, the data-quality verdict and the models.
+5. `plan_delivery`: tomorrow's traffic shares over the approved creatives per segment and placement
+   (Thompson sampling on the clicks logged so far, a floor per creative, a holdout arm) -> `delivery_plan`.
+6. `evaluate_effects`: the day's impressions and outcomes -> rates with 95% intervals per creative,
+   segment and arm, lift over the holdout, recommendation hit rates and off-policy estimates of the new
+   plan (`effect_reports`); a day without impressions gets an empty report.
+7. `publish_report`: rows written per output partition, the data-quality verdict and the models.
 
 **Models, point in time.** The champion of a date D is the latest promoted model trained on or before
 D. A model task for D compares its candidate with (and warm-starts from) the champion of D-1, promotes
@@ -39,7 +44,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 GPU_POOL = "gpu"
 GPU_QUEUE = "gpu"
 # pipelines.tasks.STAGES, spelled out because this file imports only airflow.sdk (a test keeps them equal).
-STAGES = ("quality", "profiles", "recs", "creatives")
+STAGES = ("quality", "profiles", "recs", "creatives", "delivery")
 
 
 def _run(step: str) -> dict:
@@ -120,12 +125,25 @@ def marketing_daily() -> None:
         return _run("generate_ad_creatives")
 
     @task
+    def plan_delivery() -> dict:
+        return _run("plan_delivery")
+
+    @task
+    def evaluate_effects() -> dict:
+        return _run("evaluate_effects")
+
+    @task
     def publish_report() -> dict:
         return _run("publish_report")
 
     # Recommendations fall back to segment popularity and creatives target segments: both follow the VAE.
+    # The plan draws over the date's creatives; the effects compare it with yesterday's plan.
     profiles = check_data_quality() >> train_user_profile_vae()
-    profiles >> [refresh_recommendations(), generate_ad_creatives()] >> publish_report()
+    recs, creatives = refresh_recommendations(), generate_ad_creatives()
+    effects = evaluate_effects()
+    profiles >> [recs, creatives]
+    creatives >> plan_delivery() >> effects
+    [recs, effects] >> publish_report()
 
 
 marketing_daily()
