@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -114,6 +115,20 @@ def replace_delivery_batches(
     summary = LoadSummary(source, rows, time.monotonic() - started)
     log.info("loaded %s for %s", summary, ", ".join(str(d) for d in dates) or "no date")
     return summary
+
+
+def load_open_bandit(engine: Engine, data_dir: Path) -> LoadSummary:
+    """The Open Bandit sample's two logs (uniform-random as the holdout arm, Bernoulli Thompson sampling as
+    the personalised one; `pipelines.sources.openbandit`) into impressions and outcomes, replacing the
+    batches of their dates. Nothing else changes: they log another shop's recommendation slot."""
+    import pandas as pd
+
+    from pipelines.sources.openbandit import POLICIES, read_open_bandit
+
+    logs = [read_open_bandit(policy, data_dir) for policy in POLICIES]
+    impressions = pd.concat([log.impressions for log in logs], ignore_index=True)
+    outcomes = pd.concat([log.outcomes for log in logs], ignore_index=True)
+    return replace_delivery_batches(engine, "open bandit", impressions, outcomes)
 
 
 @contextmanager
