@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from pipelines.delivery.config import DeliveryConfig
 from pipelines.delivery.task import plan_delivery
 from pipelines.effects.task import evaluate_effects
+from pipelines.report import build_report, format_report
 from tests.delivery.logs import PLACEMENT, approve_all, log_day
 from tests.web.sample import SampleSpec, write_sample
 
@@ -76,6 +77,23 @@ def test_rates_and_lift_come_from_the_logged_counts(loop: Engine) -> None:
     assert len(lift) == 1 and lift["low"].iloc[0] < lift["value"].iloc[0] < lift["high"].iloc[0]
     recs = rows[rows["kind"] == "recs"].set_index(["metric", "arm"])
     assert recs.loc[("click_rate", "personalised"), "n"] == 30 * 3  # 30 users in the arm, 3 slots each
+
+
+def test_run_report_shows_click_rate_by_arm_and_lift(loop: Engine) -> None:
+    evaluate_effects(loop, NEXT, CONFIG)
+    effects = build_report(loop, NEXT)["effects"]
+    banner = {e["arm"]: e for e in effects["ctr"] if e["placement"] == PLACEMENT}
+    with loop.connect() as conn:
+        n = conn.execute(
+            sa.text("SELECT count(*) FROM impressions WHERE batch_date = :d AND arm = 'holdout' AND placement = :p"),
+            {"d": NEXT, "p": PLACEMENT},
+        ).scalar_one()
+    assert banner["holdout"]["n"] == n and 0 < banner["holdout"]["value"] < banner["personalised"]["value"]
+    (lift,) = (e for e in effects["lift"] if e["placement"] == PLACEMENT)
+    expected = banner["personalised"]["value"] / banner["holdout"]["value"] - 1
+    assert lift["value"] == pytest.approx(expected)
+    text = format_report(build_report(loop, NEXT))
+    assert f"lift over holdout, {PLACEMENT}: {expected:+.1%}" in text and "click rate by arm" in text
 
 
 def test_hit_rate_of_yesterdays_recommendations_against_todays_first_events(loop: Engine) -> None:
