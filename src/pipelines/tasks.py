@@ -81,8 +81,9 @@ def validate_run_params(settings: Settings, params: Mapping[str, Any]) -> dict[s
 def check_data_quality(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
     from pipelines.quality import run_quality_gate
 
-    config = validate_run_params(settings, params)["quality"]
-    return run_quality_gate(engine, as_of, settings.artifacts, config).summary()
+    configs = validate_run_params(settings, params)
+    # Late outcomes are held to the attribution window the effects count in: the delivery stage's.
+    return run_quality_gate(engine, as_of, settings.artifacts, configs["quality"], configs["delivery"]).summary()
 
 
 def _force(params: Mapping[str, Any]) -> bool:

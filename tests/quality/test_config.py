@@ -23,6 +23,12 @@ def test_defaults_block_on_everything_but_volume_and_late_outcomes() -> None:
     assert warnings == {"events.volume.trailing_mean", "outcomes.attribution_window"}
 
 
+def test_the_gate_knows_the_arms_the_delivery_loop_assigns() -> None:
+    from pipelines.delivery.arms import ARMS
+
+    assert set(GateConfig().arms) == set(ARMS)
+
+
 def test_params_override_tolerances_and_severity() -> None:
     config = apply_overrides(
         GateConfig(), {"volume_tolerance": 0.2, "severity": {"events.price.category_range": "warning"}}
@@ -44,7 +50,6 @@ def test_params_override_tolerances_and_severity() -> None:
         ({"quantity_max": "lots"}, "quantity_max must be an integer"),
         ({"volume_tolerence": 0.3}, "unknown GateConfig setting"),
         ({"arms": []}, "arms must be a non-empty list"),
-        ({"click_window_hours": 0}, "click_window_hours and conversion_window_days must be > 0"),
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(overrides: dict, problem: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines.delivery.config import DeliveryConfig
 from pipelines.errors import DataQualityError
 from pipelines.quality import CHECKS, GateConfig, GateReport, run_quality_gate
 from pipelines.quality.validation import APPLICATION_NAME
@@ -251,16 +252,17 @@ def test_late_outcomes_count_inside_the_attribution_window_and_warn_outside_it(
     assert late_outcomes_report.verdict == "warn"
     assert late_outcomes_report.summary()["warnings"] == ["outcomes.attribution_window"]
     window = dq_rows(store_engine, LAST)["outcomes.attribution_window"]
-    assert window["observed_value"] == {"observed": 1, "click_window_hours": 24.0, "conversion_window_days": 7.0}
+    assert window["observed_value"] == {"observed": 1, "click_window_hours": 24, "conversion_window_days": 7}
     assert [row["impression_id"] for row in window["unexpected_sample"]] == [80003]
 
 
-def test_the_attribution_window_comes_from_the_config(store_engine: Engine, artifacts: Path) -> None:
-    report = run_quality_gate(store_engine, LAST, artifacts, GateConfig(click_window_hours=5 * 24))
+def test_the_attribution_window_comes_from_the_delivery_config(store_engine: Engine, artifacts: Path) -> None:
+    """The window is the delivery stage's, the one its effects count outcomes in."""
+    report = run_quality_gate(store_engine, LAST, artifacts, delivery=DeliveryConfig(click_window_hours=5 * 24))
     assert report.verdict == "pass"
-    shorter = GateConfig(conversion_window_days=3, severity={"outcomes.attribution_window": "critical"})
+    strict = GateConfig(severity={"outcomes.attribution_window": "critical"})
     with pytest.raises(DataQualityError, match=r"outcomes\.attribution_window .*: 2 bad row\(s\)"):
-        run_quality_gate(store_engine, LAST, artifacts, shorter)
+        run_quality_gate(store_engine, LAST, artifacts, strict, DeliveryConfig(conversion_window_days=3))
     window = dq_rows(store_engine, LAST)["outcomes.attribution_window"]
     assert sorted(row["impression_id"] for row in window["unexpected_sample"]) == [80001, 80003]
 

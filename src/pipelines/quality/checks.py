@@ -151,8 +151,8 @@ DELIVERY_CHECKS: tuple[Check, ...] = (
         "outcomes",
         None,
         "warning",
-        "clicks later than GateConfig.click_window_hours or conversions later than conversion_window_days after "
-        "their impression: recorded, but outside the attribution window, so no effect counts them",
+        "clicks later than click_window_hours or conversions later than conversion_window_days (the delivery "
+        "stage's attribution window) after their impression: recorded, but no effect counts them",
     ),
 )
 
@@ -238,8 +238,8 @@ CHECKS: tuple[Check, ...] = (
         "outcomes",
         None,
         "warning",
-        "clicks later than GateConfig.click_window_hours or conversions later than conversion_window_days after "
-        "their impression: recorded, but outside the attribution window, so no effect counts them",
+        "clicks later than click_window_hours or conversions later than conversion_window_days (the delivery "
+        "stage's attribution window) after their impression: recorded, but no effect counts them",
     ),
 )
 

@@ -24,9 +24,6 @@ class GateConfig:
         10,000 leaves room for bulk orders and still catches typos such as 1,000,000. Each bound is its own
         check (`events.quantity.min`, `events.quantity.max`), so `severity` can make either a warning.
     arms: the experiment arms an impression may name (pipelines.delivery.arms.ARMS for the simulated store).
-    click_window_hours, conversion_window_days: the attribution window. A click counts for its impression
-        when it comes within click_window_hours of it, a conversion within conversion_window_days; later
-        outcomes are kept and reported (`outcomes.attribution_window`, a warning) but no effect counts them.
     sample_rows: bad rows kept per failed expectation (dq_results, the error message shows a few).
     severity: per-check overrides, e.g. {"events.volume.trailing_mean": "critical"}.
     """
@@ -37,8 +34,6 @@ class GateConfig:
     quantity_min: int = 1
     quantity_max: int = 10_000
     arms: tuple[str, ...] = ("personalised", "holdout")
-    click_window_hours: float = 24.0
-    conversion_window_days: float = 7.0
     sample_rows: int = 5
     severity: dict[str, str] = field(default_factory=dict)
 
@@ -55,11 +50,6 @@ class GateConfig:
             )
         if not self.arms or not all(isinstance(arm, str) and arm for arm in self.arms):
             raise ConfigError(f"GateConfig.arms must be a non-empty list of arm names, got {self.arms!r}")
-        if not self.click_window_hours > 0 or not self.conversion_window_days > 0:
-            raise ConfigError(
-                "GateConfig.click_window_hours and conversion_window_days must be > 0, got "
-                f"{self.click_window_hours} and {self.conversion_window_days}"
-            )
         if not 1 <= self.sample_rows <= MAX_SAMPLE_ROWS:
             raise ConfigError(f"GateConfig.sample_rows must be in 1..{MAX_SAMPLE_ROWS}, got {self.sample_rows}")
         unknown = sorted(set(self.severity) - set(CHECKS_BY_NAME))

@@ -20,6 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines.delivery.config import DeliveryConfig
 from pipelines.errors import DataQualityError
 from pipelines.quality.checks import CHECKS
 from pipelines.quality.config import GateConfig
@@ -33,16 +34,23 @@ log = logging.getLogger(__name__)
 
 DOCS_FOLDER = "data_docs"
 DEFAULT_CONFIG = GateConfig()
+DEFAULT_DELIVERY = DeliveryConfig()
 
 
 def run_quality_gate(
-    engine: Engine, as_of: dt.date, artifacts_dir: Path, config: GateConfig = DEFAULT_CONFIG
+    engine: Engine,
+    as_of: dt.date,
+    artifacts_dir: Path,
+    config: GateConfig = DEFAULT_CONFIG,
+    delivery: DeliveryConfig = DEFAULT_DELIVERY,
 ) -> GateReport:
     """Validate the events, impressions and outcomes with batch_date = `as_of`; record the results; raise on a
-    critical failure."""
+    critical failure. `delivery` supplies the attribution window (the effects' own) that late outcomes are
+    held to."""
     _require_loaded(engine, as_of)
     started = time.perf_counter()
-    inputs = SuiteInputs(day=as_of, config=config, baseline=trailing_volume(engine, as_of, config.volume_window_days))
+    baseline = trailing_volume(engine, as_of, config.volume_window_days)
+    inputs = SuiteInputs(day=as_of, config=config, baseline=baseline, delivery=delivery)
     docs_dir = Path(artifacts_dir) / DOCS_FOLDER / as_of.isoformat()
     building = docs_dir.with_name(f".{docs_dir.name}.{uuid.uuid4().hex[:8]}.building")
     try:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipelines.delivery.config import DeliveryConfig
 from pipelines.quality.checks import (
     CHECKS,
     COLUMN_TYPES,
@@ -55,11 +56,13 @@ def suite_of(check: Check) -> str:
 
 @dataclass(frozen=True)
 class SuiteInputs:
-    """Everything the expectations depend on besides the data: the date, the config, the volume history."""
+    """Everything the expectations depend on besides the data: the date, the config, the volume history, and
+    the delivery stage's attribution window (the one its effects count outcomes in)."""
 
     day: dt.date
     config: GateConfig
     baseline: VolumeBaseline
+    delivery: DeliveryConfig = DeliveryConfig()  # noqa: RUF009 (frozen)
 
 
 def _schema_columns(table: str) -> Callable[[SuiteInputs], Expectation]:
@@ -250,7 +253,7 @@ WHERE b.click_ts < i.ts"""
 
 
 def _attribution_window(inputs: SuiteInputs) -> Expectation:
-    hours, days = float(inputs.config.click_window_hours), float(inputs.config.conversion_window_days)
+    hours, days = float(inputs.delivery.click_window_hours), float(inputs.delivery.conversion_window_days)
     return _unexpected_rows(
         f"""SELECT b.*, i.ts AS impression_ts
 FROM {{batch}} AS b
@@ -315,8 +318,8 @@ CONTEXT: dict[str, Callable[[SuiteInputs], dict[str, Any]]] = {
     "events.quantity.max": lambda inputs: {"quantity_max": inputs.config.quantity_max},
     "impressions.arm.allowed": lambda inputs: {"arms": list(inputs.config.arms)},
     "outcomes.attribution_window": lambda inputs: {
-        "click_window_hours": inputs.config.click_window_hours,
-        "conversion_window_days": inputs.config.conversion_window_days,
+        "click_window_hours": inputs.delivery.click_window_hours,
+        "conversion_window_days": inputs.delivery.conversion_window_days,
     },
 }
 
