@@ -200,7 +200,7 @@ def _creatives(
                 }
             )
             category = chosen["category"].map(CATEGORY_INDEX).to_numpy(dtype=np.int64)
-            quality = response.creative_quality(list(frame["creative_id"]))
+            quality = response.creative_quality(list(creatives["creative_id"]))[pick]  # hashed once per creative
             shown.append(Shown(users[viewer], category, quality, frame))
     return shown
 
