@@ -122,17 +122,24 @@ def store(engine: Engine) -> Engine:
     return engine
 
 
-def _simulate(engine: Engine) -> None:
+def _simulate(engine: Engine, day: dt.date = DAY) -> None:
     world = build_world(STORE)
-    simulate_day(engine, world, DAY, DELIVERY, ResponseModel(world))
+    simulate_day(engine, world, day, DELIVERY, ResponseModel(world))
 
 
 def test_a_rerun_of_a_date_loads_the_same_rows_instead_of_adding_them(store: Engine) -> None:
     _loop_outputs(store, plan=True)
+    _simulate(store, PREVIOUS)
+    before = read_frame(
+        store, "SELECT * FROM impressions WHERE batch_date = :d ORDER BY impression_id", {"d": PREVIOUS}
+    )
     _simulate(store)
     first = _logs(store)
     _simulate(store)
     again = _logs(store)
+    after = read_frame(store, "SELECT * FROM impressions WHERE batch_date = :d ORDER BY impression_id", {"d": PREVIOUS})
+    pd.testing.assert_frame_equal(before, after)  # another date's batch is left alone
+    assert len(before) and not set(before["impression_id"]) & set(first[0]["impression_id"])
     pd.testing.assert_frame_equal(first[0], again[0])
     pd.testing.assert_frame_equal(first[1], again[1])
     impressions, outcomes = first
