@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from pipelines.compute import derive_seed
 from pipelines.delivery.arms import HOLDOUT, PERSONALISED
 from pipelines.delivery.config import RECS_PLACEMENT, DeliveryConfig
-from pipelines.delivery.policy import group_rates, thompson_shares, uniform_shares
+from pipelines.delivery.policy import beta_posterior, group_rates, thompson_shares, uniform_shares
 from pipelines.effects.attribution import LOGGED, logged_params
 from pipelines.warehouse.partitions import replace_partition
 from pipelines.warehouse.reads import day_bounds
@@ -136,8 +136,10 @@ def personalised_rows(candidates: pd.DataFrame, as_of: dt.date, config: Delivery
         rng = np.random.default_rng(derive_seed("delivery", as_of, segment_id, placement))
         floor = min(config.min_share, 1.0 / len(group))
         shares = thompson_shares(clicks, shown, prior, config.prior_strength, floor, rng, draws=config.thompson_draws)
-        posterior = (prior * config.prior_strength + clicks) / (config.prior_strength + shown)
-        frames.append(group.assign(arm=PERSONALISED, policy="thompson", share=shares, posterior_mean=posterior))
+        alpha, beta = beta_posterior(clicks, shown, prior, config.prior_strength)
+        frames.append(
+            group.assign(arm=PERSONALISED, policy="thompson", share=shares, posterior_mean=alpha / (alpha + beta))
+        )
     return frames
 
 
