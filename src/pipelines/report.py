@@ -27,7 +27,7 @@ _EFFECTS = """
 SELECT kind, placement, arm, value, low, high, n FROM effect_reports
 WHERE as_of_date = :d AND metric = 'ctr' AND kind = 'lift'
 UNION ALL
-SELECT 'ctr', placement, arm, sum(value * n) / nullif(sum(n), 0), NULL, NULL, sum(n) FROM effect_reports
+SELECT 'ctr', placement, arm, sum(value * n) / nullif(sum(n), 0), NULL, NULL, sum(n)::bigint FROM effect_reports
 WHERE as_of_date = :d AND metric = 'ctr' AND kind = 'rate'
 GROUP BY placement, arm
 ORDER BY 1, 2, 3
