@@ -139,10 +139,15 @@ def generate_ad_creatives(engine: Engine, as_of: dt.date, settings: Settings, pa
 
 
 def plan_delivery(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    from pipelines.creatives.review import auto_approve_creatives
     from pipelines.delivery.config import DeliveryConfig
     from pipelines.delivery.task import plan_delivery as plan
 
-    return plan(engine, as_of, stage_config(DeliveryConfig(), "delivery", settings, params))
+    config = stage_config(DeliveryConfig(), "delivery", settings, params)
+    # The simulated store has no reviewer: with the setting on (demo profile only) its creatives are
+    # approved here, so the plan has something to serve; elsewhere this changes nothing.
+    auto_approve_creatives(engine, as_of, settings)
+    return plan(engine, as_of, config)
 
 
 def evaluate_effects(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
