@@ -43,3 +43,12 @@ def test_the_demo_loop_trains_once_then_serves_consecutive_days_of_the_store() -
     assert all(demo_run(day, train=False)["conf"]["serve_with_current_champion"] for day in DEMO_DATES[1:])
     assert len(DEMO_DATES) >= 2 and DEMO_DATES[-1] == DEMO_DATE == DEMO_STORE["end_date"]
     assert all(b - a == dt.timedelta(days=1) for a, b in zip(DEMO_DATES, DEMO_DATES[1:], strict=False))
+
+
+def test_simulate_defaults_to_the_demo_store() -> None:
+    """`python -m pipelines simulate --date D` after `make demo` must rebuild the demo store's world: another
+    world would serve users and tastes that are not the store's."""
+    from pipelines.cli import _store_config, build_parser
+
+    args = build_parser().parse_args(["simulate", "--date", "2026-06-29"])
+    assert _store_config(args) == StoreConfig(**DEMO_STORE)
