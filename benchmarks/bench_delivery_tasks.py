@@ -34,7 +34,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from common import free_port, hardware, write_section
+from common import free_port, hardware, timed_sql, write_section
 from pipelines.delivery.config import DeliveryConfig
 from pipelines.delivery.task import plan_delivery
 from pipelines.effects.task import evaluate_effects
@@ -55,14 +55,6 @@ SIZES = ("300x250", "728x90")
 class StoreSpec:
     users: int
     impressions: int
-
-
-def _timed(conn: sa.Connection, what: str, statement: str, params: dict | None = None) -> float:
-    started = time.perf_counter()
-    conn.execute(sa.text(statement), params or {})
-    seconds = time.perf_counter() - started
-    log.info("%s: %.1f s", what, seconds)
-    return seconds
 
 
 def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
@@ -96,7 +88,7 @@ def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
                 ),
                 {"day": day},
             )
-        seconds["impressions"] = _timed(
+        seconds["impressions"] = timed_sql(
             conn,
             "impressions",
             """INSERT INTO impressions
@@ -118,7 +110,7 @@ def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
                     LATERAL (SELECT (hashint8(u::bigint * 7919) & 1023) < 51 AS holdout) AS h""",
             params,
         )
-        seconds["outcomes"] = _timed(
+        seconds["outcomes"] = timed_sql(
             conn,
             "outcomes",
             """INSERT INTO outcomes
@@ -135,7 +127,7 @@ def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
             f"CREATE TABLE recommendations_p{prev:%Y%m%d} PARTITION OF recommendations "
             f"FOR VALUES FROM ('{prev}') TO ('{D}')"
         )
-        seconds["recommendations"] = _timed(
+        seconds["recommendations"] = timed_sql(
             conn,
             "recommendations",
             """INSERT INTO recommendations
@@ -143,7 +135,7 @@ def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
                FROM generate_series(1, :users) AS u, generate_series(1, 10) AS r""",
             params,
         )
-        seconds["events"] = _timed(
+        seconds["events"] = timed_sql(
             conn,
             "events",
             """INSERT INTO events (batch_date, event_id, user_id, item_id, event_type, event_ts, price, quantity)
@@ -153,7 +145,7 @@ def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
             params,
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        seconds["vacuum analyze"] = _timed(conn, "vacuum analyze", "VACUUM ANALYZE")
+        seconds["vacuum analyze"] = timed_sql(conn, "vacuum analyze", "VACUUM ANALYZE")
     plan_delivery(engine, D - dt.timedelta(days=1), DeliveryConfig())  # the live plan of D
     return seconds
 
@@ -191,7 +183,7 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         with engine.connect() as conn:
             # The floor: one pass over the day's impressions that reads every row (no index-only count).
-            scan = _timed(
+            scan = timed_sql(
                 conn,
                 "baseline: one pass over the day",
                 "SELECT count(*), sum(length(placement)) FROM impressions WHERE batch_date = :d",
