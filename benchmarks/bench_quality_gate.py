@@ -33,7 +33,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from common import hardware, write_section
+from common import hardware, timed_sql, write_section
 from pipelines.errors import DataQualityError
 from pipelines.quality import GateConfig, run_quality_gate
 from pipelines.warehouse.embedded import EmbeddedPostgres
@@ -70,19 +70,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _timed(conn: sa.Connection, what: str, statement: str, params: dict | None = None) -> float:
-    started = time.perf_counter()
-    conn.execute(sa.text(statement), params or {})
-    seconds = time.perf_counter() - started
-    log.info("%s: %.1f s", what, seconds)
-    return seconds
-
-
 def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
     """Fill users, items and events on the server; returns seconds per phase."""
     timings: dict[str, float] = {}
     with engine.begin() as conn:
-        timings["users"] = _timed(
+        timings["users"] = timed_sql(
             conn,
             f"{spec.users:,} users",
             """INSERT INTO users (user_id, signup_date, age_group, region)
@@ -90,7 +82,7 @@ def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
                FROM generate_series(1, :n) AS u""",
             {"n": spec.users},
         )
-        timings["items"] = _timed(
+        timings["items"] = timed_sql(
             conn,
             f"{spec.items:,} items",
             """INSERT INTO items (item_id, category, price, title)
@@ -138,9 +130,9 @@ def build_store(engine: Engine, spec: StoreSpec) -> dict[str, float]:
     timings["events"] = time.perf_counter() - started
     with engine.begin() as conn:
         for index in indexes:
-            timings[f"index {index.indexname}"] = _timed(conn, f"index {index.indexname}", index.indexdef)
+            timings[f"index {index.indexname}"] = timed_sql(conn, f"index {index.indexname}", index.indexdef)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        timings["vacuum analyze"] = _timed(conn, "VACUUM ANALYZE", "VACUUM ANALYZE")
+        timings["vacuum analyze"] = timed_sql(conn, "VACUUM ANALYZE", "VACUUM ANALYZE")
     return timings
 
 

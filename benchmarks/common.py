@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import platform
 import socket
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -36,6 +39,17 @@ def hardware() -> str:
 def machine() -> str:
     """`hardware()` and the date."""
     return f"{hardware()}, {dt.date.today()}"
+
+
+def timed_sql(conn: Any, what: str, statement: str, params: dict | None = None) -> float:
+    """Run one SQL statement on a SQLAlchemy connection, log and return its seconds (store builds)."""
+    import sqlalchemy as sa
+
+    started = time.perf_counter()
+    conn.execute(sa.text(statement), params or {})
+    seconds = time.perf_counter() - started
+    logging.getLogger("benchmarks").info("%s: %.1f s", what, seconds)
+    return seconds
 
 
 def free_port() -> int:

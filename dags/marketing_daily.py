@@ -13,7 +13,12 @@ Keeps personalised marketing fresh for one **business date** (a UTC day):
    `recommendations`.
 4. `generate_ad_creatives`: the conditional GAN's creatives for each live campaign and target
    segment, quality-gated and composed into banners (`ad_creatives`, status `pending_review`).
-5. `publish_report`: rows written per output partition, the data-quality verdict and the models.
+5. `plan_delivery`: tomorrow's traffic shares over the approved creatives per segment and placement
+   (Thompson sampling on the clicks logged so far, a floor per creative, a holdout arm) -> `delivery_plan`.
+6. `evaluate_effects`: the day's impressions and outcomes -> rates with 95% intervals per creative,
+   segment and arm, lift over the holdout, recommendation hit rates and off-policy estimates of the new
+   plan (`effect_reports`); a day without impressions gets an empty report.
+7. `publish_report`: rows written per output partition, the data-quality verdict and the models.
 
 **Models, point in time.** The champion of a date D is the latest promoted model trained on or before
 D. A model task for D compares its candidate with (and warm-starts from) the champion of D-1, promotes
@@ -48,7 +53,7 @@ GPU_POOL = "gpu"
 GPU_QUEUE = "gpu"
 SHARD_RETRY_DELAY = dt.timedelta(seconds=30)
 # pipelines.tasks.STAGES, spelled out because this file imports only airflow.sdk (a test keeps them equal).
-STAGES = ("quality", "profiles", "recs", "creatives")
+STAGES = ("quality", "profiles", "recs", "creatives", "delivery")
 
 
 def _run(step: str, **arguments: object) -> Any:
@@ -143,6 +148,14 @@ def marketing_daily() -> None:
         return _run("generate_ad_creatives")
 
     @task
+    def plan_delivery() -> dict:
+        return _run("plan_delivery")
+
+    @task
+    def evaluate_effects() -> dict:
+        return _run("evaluate_effects")
+
+    @task
     def publish_report() -> dict:
         return _run("publish_report")
 
@@ -152,7 +165,10 @@ def marketing_daily() -> None:
     recs_work, recs = _sharded_model_task("recs", "refresh_recommendations", "recommendations")
     creatives = generate_ad_creatives()
     profiles >> [recs_work, creatives]
-    [recs, creatives] >> publish_report()
+    # The plan draws over the date's creatives; the effects compare it with yesterday's plan.
+    effects = evaluate_effects()
+    creatives >> plan_delivery() >> effects
+    [recs, effects] >> publish_report()
 
 
 marketing_daily()

@@ -7,6 +7,7 @@ external databases named by PIPELINES_WAREHOUSE_URL and AIRFLOW__DATABASE__SQL_A
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import sys
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.dates import parse_date
-from pipelines.errors import PipelineError
+from pipelines.errors import ConfigError, PipelineError
 from pipelines.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from pipelines.sources import StoreConfig
     from pipelines.stack import Stack
 
 log = logging.getLogger("pipelines")
@@ -82,19 +84,50 @@ def _load_demo_store(engine: Engine, settings: Settings) -> None:
     print(summary)
 
 
-def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.sources import StoreConfig, load_synthetic_store
+def _store_config(args: argparse.Namespace) -> StoreConfig:
+    from pipelines.sources import StoreConfig
 
-    config = StoreConfig(
+    return StoreConfig(
         users=args.users, items=args.items, days=args.days, end_date=parse_date(args.end_date), seed=args.seed
     )
-    print(load_synthetic_store(_engine(settings), config, settings.fashion_mnist_path()))
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.sources import load_synthetic_store
+
+    print(load_synthetic_store(_engine(settings), _store_config(args), settings.fashion_mnist_path()))
+    return 0
+
+
+def simulate_dates(engine: Engine, store: StoreConfig, dates: Sequence[dt.date], settings: Settings) -> None:
+    """The simulated store's impressions and outcomes of each date, from the plan of the date before."""
+    from pipelines.delivery.config import DeliveryConfig
+    from pipelines.sources.response import ResponseModel
+    from pipelines.sources.simulate import simulate_day
+    from pipelines.sources.world import build_world
+    from pipelines.tasks import stage_config
+
+    world = build_world(store)
+    delivery = stage_config(DeliveryConfig(), "delivery", settings, {})  # the planner's holdout key and share
+    response = ResponseModel(world)
+    for day in dates:
+        print(simulate_day(engine, world, day, delivery, response))
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    simulate_dates(_engine(settings), _store_config(args), [parse_date(args.date)], settings)
     return 0
 
 
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines import sources
 
+    if args.dataset == "openbandit":
+        folder = Path(args.path) if args.path else settings.shared_data_dir / "open-bandit"
+        print(sources.load_open_bandit(_engine(settings), folder))
+        return 0
+    if not args.path:
+        raise ConfigError(f"`load {args.dataset}` needs the path of the dataset's file")
     loader = {"tafeng": sources.load_tafeng, "amazon": sources.load_amazon}[args.dataset]
     print(loader(_engine(settings), Path(args.path)))
     return 0
@@ -134,8 +167,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.demo import DEMO_DATE, DEMO_RUN
+    from pipelines.demo import DEMO_DATES, DEMO_STORE, demo_run
     from pipelines.report import build_report, format_report
+    from pipelines.sources import StoreConfig
     from pipelines.stack import dags_test
     from pipelines.warehouse.engine import get_engine
 
@@ -145,13 +179,26 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     engine = get_engine(stack.warehouse_url)
     print("2/4 generating and loading the sample store")
     _load_demo_store(engine, settings)
-    print(f"3/4 running marketing_daily for {DEMO_DATE} as a real Airflow DAG run (airflow dags test)")
-    code = dags_test(stack, **DEMO_RUN)
-    print("4/4 what the run wrote\n")
-    print(format_report(build_report(engine, DEMO_DATE)))
-    print(f"\nartifacts: {settings.artifacts}")
+    first, *loop = DEMO_DATES
+    print(f"3/4 running marketing_daily for {first} as a real Airflow DAG run (airflow dags test)")
+    code = dags_test(stack, **demo_run(first, train=True))
+    loop_started = time.monotonic()
+    for day in loop if code == 0 else []:
+        print(f"    delivery loop, {day}: the simulated store serves the plan of the day before, then marketing_daily")
+        simulate_dates(engine, StoreConfig(**DEMO_STORE), [day], settings)
+        code = dags_test(stack, **demo_run(day, train=False))
+        if code:
+            break
+    loop_seconds = time.monotonic() - loop_started
+    print("4/4 what the runs wrote\n")
+    for day in DEMO_DATES:
+        print(format_report(build_report(engine, day)), end="\n\n")
+    print(f"artifacts: {settings.artifacts}")
     print(f"warehouse: {stack.warehouse_url}")
-    print(f"finished in {time.monotonic() - started:.0f} s; `make airflow` opens the same results in the UI")
+    print(
+        f"finished in {time.monotonic() - started:.0f} s (the delivery loop's {len(loop)} days: {loop_seconds:.0f} s); "
+        "`make airflow` opens the same results in the UI"
+    )
     return code
 
 
@@ -192,6 +239,22 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _store_arguments(parser: argparse.ArgumentParser, *, end_date_required: bool) -> None:
+    """The synthetic store's options; their defaults are the demo store's."""
+    from pipelines.demo import DEMO_STORE
+
+    parser.add_argument("--users", type=int, default=DEMO_STORE["users"])
+    parser.add_argument("--items", type=int, default=DEMO_STORE["items"])
+    parser.add_argument("--days", type=int, default=DEMO_STORE["days"])
+    parser.add_argument(
+        "--end-date",
+        required=end_date_required,
+        default=None if end_date_required else DEMO_STORE["end_date"].isoformat(),
+        help="last business date of the store, YYYY-MM-DD",
+    )
+    parser.add_argument("--seed", type=int, default=DEMO_STORE["seed"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,16 +274,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     gen = sub.add_parser("generate", help="generate and load a synthetic store (replaces the source tables)")
-    gen.add_argument("--users", type=int, default=5_000)
-    gen.add_argument("--items", type=int, default=1_000)
-    gen.add_argument("--days", type=int, default=60)
-    gen.add_argument("--end-date", required=True, help="last business date of the store, YYYY-MM-DD")
-    gen.add_argument("--seed", type=int, default=7)
+    _store_arguments(gen, end_date_required=True)
     gen.set_defaults(func=cmd_generate)
 
-    load = sub.add_parser("load", help="load a real dataset (replaces the source tables)")
-    load.add_argument("dataset", choices=["tafeng", "amazon"])
-    load.add_argument("path")
+    sim = sub.add_parser(
+        "simulate",
+        help="the simulated store's impressions and outcomes of a date, served from the previous date's plan "
+        "(replaces that date's batch); the store options must be those it was generated with",
+    )
+    sim.add_argument("--date", required=True, help="business date to simulate, YYYY-MM-DD")
+    _store_arguments(sim, end_date_required=False)
+    sim.set_defaults(func=cmd_simulate)
+
+    load = sub.add_parser(
+        "load",
+        help="load a real dataset: tafeng, amazon (replace the source tables) or openbandit (replaces the "
+        "impressions and outcomes of its dates; path: the open-bandit folder, default under "
+        "PIPELINES_SHARED_DATA_DIR)",
+    )
+    load.add_argument("dataset", choices=["tafeng", "amazon", "openbandit"])
+    load.add_argument("path", nargs="?")
     load.set_defaults(func=cmd_load)
 
     run = sub.add_parser("run", help="run one task function for a date, without Airflow")

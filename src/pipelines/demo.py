@@ -10,17 +10,30 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-# The business date the demo store ends on and the demo run processes. Fixed, so the demo's output is
-# the same whenever it runs (nothing reads the wall clock).
+# The business date the demo store ends on and the demo's last run processes. Fixed, so the demo's output
+# is the same whenever it runs (nothing reads the wall clock).
 DEMO_DATE = dt.date(2026, 6, 30)
 
-# The demo's one DAG run (`airflow dags test` arguments). The business date is its logical date too, so the
-# Airflow grid shows the day the run processed rather than the day the demo ran.
-DEMO_RUN: dict[str, Any] = {
-    "dag_id": "marketing_daily",
-    "conf": {"business_date": DEMO_DATE.isoformat()},
-    "logical_date": DEMO_DATE.isoformat(),
-}
+# A few days of the closed loop: the first date trains every model; on each later date the simulated store
+# first serves the plan of the date before (impressions, outcomes), then the date runs with the champions
+# trained on the first date (no training), so each loop day costs an inference run, not a training run.
+DEMO_LOOP_DAYS = 2
+DEMO_DATES: tuple[dt.date, ...] = tuple(
+    DEMO_DATE - dt.timedelta(days=DEMO_LOOP_DAYS - k) for k in range(DEMO_LOOP_DAYS + 1)
+)
+
+
+def demo_run(day: dt.date, *, train: bool) -> dict[str, Any]:
+    """`airflow dags test` arguments of the demo's run for `day`. The business date is its logical date too,
+    so the Airflow grid shows the day the run processed rather than the day the demo ran."""
+    conf: dict[str, Any] = {"business_date": day.isoformat()}
+    if not train:
+        conf["serve_with_current_champion"] = True
+    return {"dag_id": "marketing_daily", "conf": conf, "logical_date": day.isoformat()}
+
+
+# The run that trains the models.
+DEMO_RUN = demo_run(DEMO_DATES[0], train=True)
 
 # StoreConfig fields for the sample store.
 DEMO_STORE: dict[str, Any] = {"users": 5_000, "items": 1_000, "days": 60, "end_date": DEMO_DATE, "seed": 7}

@@ -1,9 +1,9 @@
-"""Training-curve figures: one headless way to open a row of panels and write it as a PNG."""
+"""Figures (training curves, the Effects page): one headless way to open a row of panels and write a PNG."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def panels(count: int, figsize: tuple[float, float]) -> tuple[Any, Any]:
@@ -16,13 +16,18 @@ def panels(count: int, figsize: tuple[float, float]) -> tuple[Any, Any]:
     return plt.subplots(1, count, figsize=figsize)
 
 
-def save(fig: Any, path: Path, title: str, dpi: int = 100) -> Path:
-    """Title, lay out and write the figure to `path`, then free it."""
+def png(fig: Any, target: Path | BinaryIO, title: str, dpi: int = 100) -> None:
+    """Title, lay out and write the figure as PNG to a file or a buffer (the web pages), then free it."""
     from matplotlib import pyplot as plt
 
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(target, dpi=dpi, format="png")
     plt.close(fig)
+
+
+def save(fig: Any, path: Path, title: str, dpi: int = 100) -> Path:
+    """Title, lay out and write the figure to `path`, then free it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    png(fig, path, title, dpi)
     return path

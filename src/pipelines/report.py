@@ -17,7 +17,21 @@ OUTPUT_TABLES: dict[str, str] = {
     "segments": "as_of_date",
     "recommendations": "as_of_date",
     "ad_creatives": "campaign_date",
+    "delivery_plan": "as_of_date",
+    "effect_reports": "as_of_date",
 }
+
+# The closed loop's headline: click rate per arm and placement (summed over creatives and segments, from
+# the rate rows' counts) and the lift of personalised over holdout, from the date's effect report.
+_EFFECTS = """
+SELECT kind, placement, arm, value, low, high, n FROM effect_reports
+WHERE as_of_date = :d AND metric = 'ctr' AND kind = 'lift'
+UNION ALL
+SELECT 'ctr', placement, arm, sum(value * n) / nullif(sum(n), 0), NULL, NULL, sum(n)::bigint FROM effect_reports
+WHERE as_of_date = :d AND metric = 'ctr' AND kind = 'rate'
+GROUP BY placement, arm
+ORDER BY 1, 2, 3
+"""
 
 
 def build_report(engine: Engine, as_of: dt.date) -> dict[str, Any]:
@@ -47,6 +61,7 @@ def build_report(engine: Engine, as_of: dt.date) -> dict[str, Any]:
             ),
             {"d": as_of},
         ).all()
+        effects = conn.execute(sa.text(_EFFECTS), {"d": as_of}).all()
         served = conn.execute(
             sa.text(
                 """SELECT model_name, version, model_as_of, policy, stale_reason FROM served_lineage
@@ -68,6 +83,16 @@ def build_report(engine: Engine, as_of: dt.date) -> dict[str, Any]:
             "passed": dq.passed,
             "critical_failed": dq.critical_failed,
             "warnings": dq.warnings,
+        },
+        "effects": {
+            "ctr": [
+                {"placement": e.placement, "arm": e.arm, "value": e.value, "n": e.n} for e in effects if e.kind == "ctr"
+            ],
+            "lift": [
+                {"placement": e.placement, "value": e.value, "low": e.low, "high": e.high, "n": e.n}
+                for e in effects
+                if e.kind == "lift"
+            ],
         },
         "models": [{"model": m.model_name, "version": m.version, "status": m.status} for m in models],
         "served_by": [
@@ -100,6 +125,18 @@ def format_report(report: dict[str, Any]) -> str:
         "  rows written:",
         *(f"    {table:<16} {count:>10,}" for table, count in report["rows"].items()),
     ]
+    effects = report.get("effects") or {}
+    if effects.get("ctr"):
+        lines.append("  click rate by arm:")
+        lines += [
+            f"    {e['placement']:<16} {e['arm']:<13} {e['value']:.4f} of {e['n']:,} impressions"
+            for e in effects["ctr"]
+        ]
+    for e in effects.get("lift", []):
+        lines.append(
+            f"  lift over holdout, {e['placement']}: {e['value']:+.1%} "
+            f"(95% interval {e['low']:+.1%} to {e['high']:+.1%})"
+        )
     if report["models"]:
         lines.append("  models trained for this date:")
         lines += [f"    {m['model']:<16} {m['version']} ({m['status']})" for m in report["models"]]

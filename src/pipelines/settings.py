@@ -52,8 +52,14 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "profile",
         "production, or demo: the demo-sized model settings of pipelines.demo (make demo/airflow set it)",
     ),
+    "PIPELINES_AUTO_APPROVE_CREATIVES": (
+        "auto_approve_creatives",
+        "simulated store only: approve each day's creatives without a reviewer (true/false; default: true "
+        "under the demo profile, false otherwise)",
+    ),
 }
 PROFILES = ("production", "demo")
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class Settings:
     score_shards: int = 1
     api_host: str = "127.0.0.1"
     profile: str = "production"
+    auto_approve_creatives: bool | None = None  # None: on under the demo profile only
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -106,11 +113,23 @@ class Settings:
                     values[attr] = int(raw)
                 except ValueError:
                     raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+            elif attr == "auto_approve_creatives":
+                if raw.lower() not in BOOLEANS:
+                    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+                values[attr] = BOOLEANS[raw.lower()]
             elif attr in ("state_dir", "artifacts_dir", "fashion_mnist_dir", "shared_data_dir"):
                 values[attr] = Path(raw).expanduser().resolve()
             else:
                 values[attr] = raw
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def approves_creatives_automatically(self) -> bool:
+        """Whether the day's creatives skip the reviewer: the simulated store's unattended loop, never production
+        unless PIPELINES_AUTO_APPROVE_CREATIVES says so."""
+        if self.auto_approve_creatives is not None:
+            return self.auto_approve_creatives
+        return self.profile == "demo"
 
     @property
     def artifacts(self) -> Path:

@@ -21,7 +21,7 @@ from pipelines.settings import Settings
 log = logging.getLogger(__name__)
 
 C = TypeVar("C")
-STAGES = ("quality", "profiles", "recs", "creatives")
+STAGES = ("quality", "profiles", "recs", "creatives", "delivery")
 
 
 def stage_overrides(params: Mapping[str, Any], stage: str) -> Mapping[str, Any]:
@@ -53,11 +53,18 @@ def stage_config(default: C, stage: str, settings: Settings, params: Mapping[str
 def stage_defaults() -> dict[str, Any]:
     """Each stage's production config. The config modules are stdlib-only, so this imports no model code."""
     from pipelines.creatives.config import CreativesConfig
+    from pipelines.delivery.config import DeliveryConfig
     from pipelines.profiles.config import ProfileConfig
     from pipelines.quality.config import GateConfig
     from pipelines.recs.config import RecsConfig
 
-    return {"quality": GateConfig(), "profiles": ProfileConfig(), "recs": RecsConfig(), "creatives": CreativesConfig()}
+    return {
+        "quality": GateConfig(),
+        "profiles": ProfileConfig(),
+        "recs": RecsConfig(),
+        "creatives": CreativesConfig(),
+        "delivery": DeliveryConfig(),
+    }
 
 
 def validate_run_params(settings: Settings, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,8 +81,9 @@ def validate_run_params(settings: Settings, params: Mapping[str, Any]) -> dict[s
 def check_data_quality(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
     from pipelines.quality import run_quality_gate
 
-    config = validate_run_params(settings, params)["quality"]
-    return run_quality_gate(engine, as_of, settings.artifacts, config).summary()
+    configs = validate_run_params(settings, params)
+    # Late outcomes are held to the attribution window the effects count in: the delivery stage's.
+    return run_quality_gate(engine, as_of, settings.artifacts, configs["quality"], configs["delivery"]).summary()
 
 
 def _force(params: Mapping[str, Any]) -> bool:
@@ -206,6 +214,25 @@ def generate_ad_creatives(engine: Engine, as_of: dt.date, settings: Settings, pa
     return _model_task(CreativesRecipe(config), engine, as_of, settings, params)
 
 
+def plan_delivery(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    from pipelines.creatives.review import auto_approve_creatives
+    from pipelines.delivery.config import DeliveryConfig
+    from pipelines.delivery.task import plan_delivery as plan
+
+    config = stage_config(DeliveryConfig(), "delivery", settings, params)
+    # The simulated store has no reviewer: with the setting on (demo profile only) its creatives are
+    # approved here, so the plan has something to serve; elsewhere this changes nothing.
+    auto_approve_creatives(engine, as_of, settings)
+    return plan(engine, as_of, config)
+
+
+def evaluate_effects(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
+    from pipelines.delivery.config import DeliveryConfig
+    from pipelines.effects.task import evaluate_effects as evaluate
+
+    return evaluate(engine, as_of, stage_config(DeliveryConfig(), "delivery", settings, params))
+
+
 def publish_report(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
     from pipelines.report import build_report, format_report, write_report
 
@@ -220,6 +247,8 @@ STEPS: dict[str, Callable[[Engine, dt.date, Settings, Mapping[str, Any]], dict]]
     "train_user_profile_vae": train_user_profile_vae,
     "refresh_recommendations": refresh_recommendations,
     "generate_ad_creatives": generate_ad_creatives,
+    "plan_delivery": plan_delivery,
+    "evaluate_effects": evaluate_effects,
     "publish_report": publish_report,
 }
 # The phases a DAG runs the sharded model tasks in (train, then one mapped task per shard, then publish);

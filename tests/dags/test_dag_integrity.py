@@ -92,8 +92,12 @@ def test_marketing_daily_shape(dag_info: dict) -> None:
     tasks = dag_info["tasks"]
     assert "check_data_quality" in tasks and "publish_report" in tasks
     assert tasks["check_data_quality"]["upstream"] == []
+    # The loop's daily tasks read and write the warehouse only: the default pool, after the creatives.
+    assert tasks["plan_delivery"]["upstream"] == ["generate_ad_creatives"]
+    assert tasks["evaluate_effects"]["upstream"] == ["plan_delivery"]
+    assert "evaluate_effects" in tasks["publish_report"]["upstream"]
     for name, task in tasks.items():
-        if name not in ("check_data_quality", "publish_report"):
+        if name not in ("check_data_quality", "plan_delivery", "evaluate_effects", "publish_report"):
             assert task["pool"] == "gpu" and task["queue"] == "gpu", f"model task {name} must run in pool gpu"
             # A model's dates run in date order (the parent of D is the champion of D-1), backfills included.
             assert task["depends_on_past"], f"model task {name} must depend on its previous date"

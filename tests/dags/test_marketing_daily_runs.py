@@ -83,6 +83,11 @@ def test_full_run_writes_the_expected_partitions(
     assert set(first_run["tasks"].values()) == {"success"}
     rows = {table: len(r) for table, r in snapshot(warehouse, END).items()}
     assert rows["dq_results"] > 0
+    # The loop's tasks ran in the DAG: the plan for the next day, and an empty effect report (no impressions
+    # are logged in this store).
+    assert first_run["tasks"]["plan_delivery"] == first_run["tasks"]["evaluate_effects"] == "success"
+    assert rows["delivery_plan"] > 0 and rows["effect_reports"] == 0
+    assert "no impressions were logged" in first_run["log"]
     report = json.loads((airflow_stack.settings.artifacts / "reports" / f"{END}.json").read_text())
     assert report["rows"] == rows and report["data_quality"]["verdict"] in ("pass", "warn")
 

@@ -17,9 +17,16 @@ def test_every_catalogued_check_has_exactly_one_builder() -> None:
     assert set(BUILDERS) == set(names)
 
 
-def test_defaults_block_on_everything_but_volume() -> None:
+def test_defaults_block_on_everything_but_volume_and_late_outcomes() -> None:
     config = GateConfig()
-    assert {c.name for c in CHECKS if config.severity_of(c.name) == "warning"} == {"events.volume.trailing_mean"}
+    warnings = {c.name for c in CHECKS if config.severity_of(c.name) == "warning"}
+    assert warnings == {"events.volume.trailing_mean", "outcomes.attribution_window"}
+
+
+def test_the_gate_knows_the_arms_the_delivery_loop_assigns() -> None:
+    from pipelines.delivery.arms import ARMS
+
+    assert set(GateConfig().arms) == set(ARMS)
 
 
 def test_params_override_tolerances_and_severity() -> None:
@@ -42,6 +49,7 @@ def test_params_override_tolerances_and_severity() -> None:
         ({"quantity_min": 5, "quantity_max": 4}, r"quantity_min \(5\) must not exceed quantity_max \(4\)"),
         ({"quantity_max": "lots"}, "quantity_max must be an integer"),
         ({"volume_tolerence": 0.3}, "unknown GateConfig setting"),
+        ({"arms": []}, "arms must be a non-empty list"),
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(overrides: dict, problem: str) -> None:
@@ -59,5 +67,8 @@ def test_batch_query_takes_only_a_date() -> None:
     import datetime as dt
 
     assert batch_query(dt.date(2024, 3, 1)).endswith("batch_date = DATE '2024-03-01'")
+    assert batch_query(dt.date(2024, 3, 1), "outcomes").startswith("SELECT * FROM outcomes WHERE")
+    with pytest.raises(ValueError, match="not 'users'"):
+        batch_query(dt.date(2024, 3, 1), "users")
     with pytest.raises(TypeError):
         batch_query("2024-03-01'; DROP TABLE events; --")  # type: ignore[arg-type]

@@ -12,10 +12,22 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines.delivery.config import DeliveryConfig
 from pipelines.errors import DataQualityError
 from pipelines.quality import CHECKS, GateConfig, GateReport, run_quality_gate
 from pipelines.quality.validation import APPLICATION_NAME
-from tests.quality.store import BAD, BAD_ROWS, CLEAN, EMPTY, FIRST, LAST, WARN, dq_rows, load_store
+from tests.quality.store import (
+    BAD,
+    BAD_ROWS,
+    CLEAN,
+    DELIVERY_BAD_ROWS,
+    EMPTY,
+    FIRST,
+    LAST,
+    WARN,
+    dq_rows,
+    load_store,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,27 +78,34 @@ def test_data_docs_index_is_written_under_the_artifacts_dir(clean_report: GateRe
     assert "values must never be null" in html and "ref.user_id IS NULL" in html
 
 
-@pytest.mark.parametrize("name", sorted(BAD_ROWS))
+@pytest.mark.parametrize("name", sorted(BAD_ROWS) + sorted(DELIVERY_BAD_ROWS))
 def test_each_class_of_bad_input_is_caught_with_its_bad_row(
     bad_day: tuple[str, dict[str, dict[str, Any]]], name: str
 ) -> None:
+    """Each bad row is named by its check in dq_results and in the error message, with its id."""
     message, rows = bad_day
-    event_id, _ = BAD_ROWS[name]
+    key = "event_id" if name.startswith("events.") else "impression_id"
+    bad_id, _ = {**BAD_ROWS, **DELIVERY_BAD_ROWS}[name]
     row = rows[name]
     assert row["success"] is False and row["severity"] == "critical"
     assert row["unexpected_count"] >= 1
-    assert event_id in [bad["event_id"] for bad in row["unexpected_sample"]]
+    assert bad_id in [bad[key] for bad in row["unexpected_sample"]]
     assert f"- {name} (" in message
-    assert f'"event_id": {json.dumps(event_id)}' in message.split(f"- {name} (", 1)[1].split("\n  - ", 1)[0]
+    assert f'"{key}": {json.dumps(bad_id)}' in message.split(f"- {name} (", 1)[1].split("\n  - ", 1)[0]
 
 
 def test_bad_rows_trip_only_their_own_checks(bad_day: tuple[str, dict[str, dict[str, Any]]]) -> None:
     message, rows = bad_day
     critical = {name for name, row in rows.items() if not row["success"] and row["severity"] == "critical"}
-    assert critical == set(BAD_ROWS)
+    assert critical == set(BAD_ROWS) | set(DELIVERY_BAD_ROWS)
     assert rows["events.price.category_range"]["unexpected_sample"][0]["category_high"] == 150
     assert rows["events.event_id.unique_vs_earlier"]["unexpected_sample"][0]["earlier_batch_date"] == "2024-03-08"
-    assert message.startswith(f"data-quality gate failed for events of {BAD}: {len(BAD_ROWS)} critical check(s)")
+    failed = len(BAD_ROWS) + len(DELIVERY_BAD_ROWS)
+    assert message.startswith(f"data-quality gate failed for the batches of {BAD}: {failed} critical check(s)")
+    assert (
+        rows["outcomes.click_ts.after_impression"]["unexpected_sample"][0]["impression_ts"]
+        == "2024-03-10T10:01:00+00:00"
+    )
 
 
 def test_empty_day_is_a_critical_failure_with_a_clear_message(store_engine: Engine, artifacts: Path) -> None:
@@ -137,6 +156,8 @@ def test_quantity_bounds_and_severities_come_from_the_config(
             ),
             {"d": BAD},
         )
+        conn.execute(sa.text("DELETE FROM outcomes WHERE batch_date = :d"), {"d": BAD})
+        conn.execute(sa.text("DELETE FROM impressions WHERE batch_date = :d"), {"d": BAD})
     config = GateConfig(quantity_max=2_000_000, severity={"events.quantity.min": "warning"})
     report = run_quality_gate(engine, BAD, artifacts, config)
     assert report.verdict == "warn"
@@ -208,3 +229,46 @@ def test_gate_leaves_no_connection_of_its_own_open(store_engine: Engine, clean_r
             sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"), {"app": APPLICATION_NAME}
         ).scalar()
     assert left == 0
+
+
+def test_a_day_without_delivery_logs_passes_every_delivery_check(warn_report: GateReport, store_engine: Engine) -> None:
+    """A store that does not run the delivery loop loads no impressions: that is not a failure."""
+    rows = dq_rows(store_engine, WARN)
+    delivery = {name: row for name, row in rows.items() if name.split(".")[0] in ("impressions", "outcomes")}
+    assert len(delivery) == len(DELIVERY_BAD_ROWS) + 3  # + the two schema checks and the attribution window
+    assert all(row["success"] for row in delivery.values())
+
+
+@pytest.fixture(scope="module")
+def late_outcomes_report(store_engine: Engine, artifacts: Path) -> GateReport:
+    return run_quality_gate(store_engine, LAST, artifacts)
+
+
+def test_late_outcomes_count_inside_the_attribution_window_and_warn_outside_it(
+    late_outcomes_report: GateReport, store_engine: Engine
+) -> None:
+    """LAST brings a conversion four days after its impression (its click came with CLEAN's batch: it
+    passes) and a click four days after its impression (outside the 24-hour click window: a warning)."""
+    assert late_outcomes_report.verdict == "warn"
+    assert late_outcomes_report.summary()["warnings"] == ["outcomes.attribution_window"]
+    window = dq_rows(store_engine, LAST)["outcomes.attribution_window"]
+    assert window["observed_value"] == {"observed": 1, "click_window_hours": 24, "conversion_window_days": 7}
+    assert [row["impression_id"] for row in window["unexpected_sample"]] == [80003]
+
+
+def test_the_attribution_window_comes_from_the_delivery_config(store_engine: Engine, artifacts: Path) -> None:
+    """The window is the delivery stage's, the one its effects count outcomes in."""
+    report = run_quality_gate(store_engine, LAST, artifacts, delivery=DeliveryConfig(click_window_hours=5 * 24))
+    assert report.verdict == "pass"
+    strict = GateConfig(severity={"outcomes.attribution_window": "critical"})
+    with pytest.raises(DataQualityError, match=r"outcomes\.attribution_window .*: 2 bad row\(s\)"):
+        run_quality_gate(store_engine, LAST, artifacts, strict, DeliveryConfig(conversion_window_days=3))
+    window = dq_rows(store_engine, LAST)["outcomes.attribution_window"]
+    assert sorted(row["impression_id"] for row in window["unexpected_sample"]) == [80001, 80003]
+
+
+def test_arms_outside_the_configured_set_are_refused(bad_day: tuple[str, dict[str, dict[str, Any]]]) -> None:
+    _, rows = bad_day
+    arms = rows["impressions.arm.allowed"]
+    assert arms["observed_value"]["arms"] == ["personalised", "holdout"]
+    assert [bad["arm"] for bad in arms["unexpected_sample"]] == ["treatment"]

@@ -68,7 +68,12 @@ def test_plugin_registers_the_marketing_views(api_server: ApiServer) -> None:
 
 
 def test_anonymous_requests_are_refused(api_server: ApiServer) -> None:
-    for path in ("/marketing/", f"/marketing/dates/{SPEC.day}", "/marketing/artifacts/data_docs/2024-03-31/index.html"):
+    for path in (
+        "/marketing/",
+        f"/marketing/dates/{SPEC.day}",
+        f"/marketing/effects/{SPEC.day}",
+        "/marketing/artifacts/data_docs/2024-03-31/index.html",
+    ):
         assert _request(api_server.url + path)[0] == 401, path
     assert _request(api_server.url + "/marketing/", cookie="forged.jwt.value")[0] in (401, 403)
 
@@ -77,6 +82,8 @@ def test_logged_in_user_sees_the_page(api_server: ApiServer) -> None:
     status, html = _request(f"{api_server.url}/marketing/", cookie=login(api_server))
     assert status == 200
     assert "business date 2024-03-31" in html and "Signed in as alice" in html
+    status, html = _request(f"{api_server.url}/marketing/effects/{SPEC.day}", cookie=login(api_server))
+    assert status == 200 and "Effects · business date 2024-03-31" in html
 
 
 def test_review_needs_the_page_token_not_just_the_session_cookie(api_server: ApiServer) -> None:

@@ -1,4 +1,4 @@
-"""The data-quality gate: Great Expectations checks of a business date's events, results in dq_results.
+"""The data-quality gate: Great Expectations checks of a business date's batches, results in dq_results.
 
 Importing this package is cheap; Great Expectations is imported only when the gate runs.
 """

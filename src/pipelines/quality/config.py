@@ -23,6 +23,7 @@ class GateConfig:
         delivers at least one unit per event, and the largest line of the real Ta-Feng data is 1,200 units:
         10,000 leaves room for bulk orders and still catches typos such as 1,000,000. Each bound is its own
         check (`events.quantity.min`, `events.quantity.max`), so `severity` can make either a warning.
+    arms: the experiment arms an impression may name (pipelines.delivery.arms.ARMS for the simulated store).
     sample_rows: bad rows kept per failed expectation (dq_results, the error message shows a few).
     severity: per-check overrides, e.g. {"events.volume.trailing_mean": "critical"}.
     """
@@ -32,6 +33,7 @@ class GateConfig:
     price_factor: float = 10.0
     quantity_min: int = 1
     quantity_max: int = 10_000
+    arms: tuple[str, ...] = ("personalised", "holdout")
     sample_rows: int = 5
     severity: dict[str, str] = field(default_factory=dict)
 
@@ -46,6 +48,8 @@ class GateConfig:
             raise ConfigError(
                 f"GateConfig.quantity_min ({self.quantity_min}) must not exceed quantity_max ({self.quantity_max})"
             )
+        if not self.arms or not all(isinstance(arm, str) and arm for arm in self.arms):
+            raise ConfigError(f"GateConfig.arms must be a non-empty list of arm names, got {self.arms!r}")
         if not 1 <= self.sample_rows <= MAX_SAMPLE_ROWS:
             raise ConfigError(f"GateConfig.sample_rows must be in 1..{MAX_SAMPLE_ROWS}, got {self.sample_rows}")
         unknown = sorted(set(self.severity) - set(CHECKS_BY_NAME))

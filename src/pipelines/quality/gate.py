@@ -1,4 +1,7 @@
-"""The data-quality gate: check one business date's events in PostgreSQL before any model sees them.
+"""The data-quality gate: check one business date's batches in PostgreSQL before any model sees them.
+
+The batches: the day's events and, where the delivery loop runs, its impressions and outcomes (a day
+without impressions passes their checks: a store may not run the loop).
 
 Order matters for what a person finds after a failure: dq_results and Data Docs are written first, then a
 critical failure raises `DataQualityError` naming the checks and showing bad rows. Warnings are recorded
@@ -21,6 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines.delivery.config import DeliveryConfig
 from pipelines.errors import DataQualityError
 from pipelines.privacy.models import check_no_erasure_since, newest_erasure
 from pipelines.quality.checks import CHECKS
@@ -35,16 +39,24 @@ log = logging.getLogger(__name__)
 
 DOCS_FOLDER = "data_docs"
 DEFAULT_CONFIG = GateConfig()
+DEFAULT_DELIVERY = DeliveryConfig()
 
 
 def run_quality_gate(
-    engine: Engine, as_of: dt.date, artifacts_dir: Path, config: GateConfig = DEFAULT_CONFIG
+    engine: Engine,
+    as_of: dt.date,
+    artifacts_dir: Path,
+    config: GateConfig = DEFAULT_CONFIG,
+    delivery: DeliveryConfig = DEFAULT_DELIVERY,
 ) -> GateReport:
-    """Validate the events with batch_date = `as_of`; record the results; raise on a critical failure."""
+    """Validate the events, impressions and outcomes with batch_date = `as_of`; record the results; raise on a
+    critical failure. `delivery` supplies the attribution window (the effects' own) that late outcomes are
+    held to."""
     erasure_seen = newest_erasure(engine)
     _require_loaded(engine, as_of)
     started = time.perf_counter()
-    inputs = SuiteInputs(day=as_of, config=config, baseline=trailing_volume(engine, as_of, config.volume_window_days))
+    baseline = trailing_volume(engine, as_of, config.volume_window_days)
+    inputs = SuiteInputs(day=as_of, config=config, baseline=baseline, delivery=delivery)
     docs_dir = Path(artifacts_dir) / DOCS_FOLDER / as_of.isoformat()
     building = docs_dir.with_name(f".{docs_dir.name}.{uuid.uuid4().hex[:8]}.building")
     try:

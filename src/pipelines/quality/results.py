@@ -98,7 +98,7 @@ class GateReport:
         """Names every failed critical check with a few bad rows; says where the full record is."""
         failed = self.failed("critical")
         lines = [
-            f"data-quality gate failed for events of {self.as_of}: {len(failed)} critical check(s) failed",
+            f"data-quality gate failed for the batches of {self.as_of}: {len(failed)} critical check(s) failed",
             *(f"  - {r.describe()}" for r in failed),
             f"All results: dq_results (as_of_date = {self.as_of}); Data Docs: {self.data_docs}",
         ]

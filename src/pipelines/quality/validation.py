@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.quality.checks import EVENT_COLUMNS
+from pipelines.quality.checks import TABLE_COLUMNS
 from pipelines.quality.docs_assets import localize_assets
 from pipelines.quality.results import ExpectationResult, jsonable
 from pipelines.quality.suite import BATCH_SUITE, SCHEMA_SUITE, SuiteInputs, batch_query, build_expectations
@@ -62,7 +62,7 @@ def quiet_context(docs_dir: Path) -> AbstractDataContext:
 
 
 def run_suites(engine: Engine, inputs: SuiteInputs, docs_dir: Path) -> list[ExpectationValidationResult]:
-    """Validate the events table's schema and the day's batch; build Data Docs; return every result."""
+    """Validate each checked table's schema and the day's batch; build Data Docs; return every result."""
     context = quiet_context(docs_dir)  # first: it quiets GX's logger before GX is imported
     import great_expectations as gx
 
@@ -72,41 +72,46 @@ def run_suites(engine: Engine, inputs: SuiteInputs, docs_dir: Path) -> list[Expe
         kwargs={"connect_args": {"options": "-c timezone=UTC", "application_name": APPLICATION_NAME}},
     )
     day = inputs.day.isoformat()
-    batches = {
-        SCHEMA_SUITE: source.add_table_asset("events", table_name="events").add_batch_definition_whole_table("all"),
-        BATCH_SUITE: source.add_query_asset(
-            f"events_batch_{day}", query=batch_query(inputs.day)
-        ).add_batch_definition_whole_table(day),
-    }
-    definitions = []
-    for name, expectations in build_expectations(inputs).items():
-        suite = context.suites.add(gx.ExpectationSuite(name=f"events_{name}", expectations=expectations))
-        definitions.append(
-            context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"events_{name}_{day}", data=batches[name], suite=suite)
-            )
-        )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"quality_gate_{day}",
-            validation_definitions=definitions,
-            result_format={
-                "result_format": "SUMMARY",
-                "partial_unexpected_count": inputs.config.sample_rows,
-                # every column, so the "index" GX returns for a bad value is the whole bad row
-                "unexpected_index_column_names": list(EVENT_COLUMNS),
-            },
-        )
-    )
+    suites = build_expectations(inputs)
+    results = []
     try:
-        run = checkpoint.run(run_id=gx.RunIdentifier(run_name=f"quality_gate_{day}"))
+        for table, columns in TABLE_COLUMNS.items():
+            batches = {
+                f"{table}_{SCHEMA_SUITE}": source.add_table_asset(table, table_name=table),
+                f"{table}_{BATCH_SUITE}": source.add_query_asset(
+                    f"{table}_batch_{day}", query=batch_query(inputs.day, table)
+                ),
+            }
+            definitions = []
+            for name, asset in batches.items():
+                batch = asset.add_batch_definition_whole_table(day)
+                suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=suites[name]))
+                definitions.append(
+                    context.validation_definitions.add(
+                        gx.ValidationDefinition(name=f"{name}_{day}", data=batch, suite=suite)
+                    )
+                )
+            # One checkpoint per table: the columns that make a bad value's "index" its whole row differ.
+            checkpoint = context.checkpoints.add(
+                gx.Checkpoint(
+                    name=f"quality_gate_{table}_{day}",
+                    validation_definitions=definitions,
+                    result_format={
+                        "result_format": "SUMMARY",
+                        "partial_unexpected_count": inputs.config.sample_rows,
+                        "unexpected_index_column_names": list(columns),
+                    },
+                )
+            )
+            run = checkpoint.run(run_id=gx.RunIdentifier(run_name=f"quality_gate_{day}"))
+            results += [result for validation in run.run_results.values() for result in validation.results]
     finally:  # GX keeps pooled connections (reflection engine and execution engine) until collected
         source.get_engine().dispose()
         source.get_execution_engine().engine.dispose()
     # Once for the whole run: UpdateDataDocsAction would rebuild the site once per validation definition.
     context.build_data_docs(site_names=[SITE])
     localize_assets(docs_dir)  # GX's pages load their CSS/JS from CDNs: point them at local copies
-    return [result for validation in run.run_results.values() for result in validation.results]
+    return results
 
 
 def _raised(result: ExpectationValidationResult) -> str | None:
@@ -119,9 +124,9 @@ def _raised(result: ExpectationValidationResult) -> str | None:
     return None
 
 
-def _bad_rows_sample(engine: Engine, inputs: SuiteInputs, query: str) -> tuple[dict[str, Any], ...]:
+def _bad_rows_sample(engine: Engine, inputs: SuiteInputs, table: str, query: str) -> tuple[dict[str, Any], ...]:
     """A few rows of an UnexpectedRowsExpectation's query, substituted exactly as GX does for joins."""
-    sql = query.format(batch=f"({batch_query(inputs.day)})")
+    sql = query.format(batch=f"({batch_query(inputs.day, table)})")
     with engine.connect() as conn:
         rows = conn.execute(sa.text(f"SELECT * FROM ({sql}) AS bad LIMIT :n"), {"n": inputs.config.sample_rows})
         return tuple(jsonable(dict(row._mapping)) for row in rows)
@@ -143,7 +148,7 @@ def to_result(engine: Engine, inputs: SuiteInputs, gx_result: ExpectationValidat
         observed = raw.get("observed_value")
         unexpected = int(observed or 0)
         if unexpected:
-            sample = _bad_rows_sample(engine, inputs, config.kwargs["unexpected_rows_query"])
+            sample = _bad_rows_sample(engine, inputs, meta["table"], config.kwargs["unexpected_rows_query"])
     elif "unexpected_count" in raw:
         observed = {"element_count": raw.get("element_count"), "unexpected_percent": raw.get("unexpected_percent")}
         unexpected = int(raw["unexpected_count"] or 0)

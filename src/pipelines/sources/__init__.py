@@ -1,4 +1,5 @@
-"""Source tables from a synthetic fashion store or from real datasets (Ta-Feng, Amazon S3-Rec sequences).
+"""Source tables from a synthetic fashion store or from real datasets (Ta-Feng, Amazon S3-Rec sequences),
+and delivery logs from the simulated store or the Open Bandit sample.
 
 Importing this package is cheap (no numpy or pandas): the loaders are imported on first use, so a DAG
 file may import `pipelines.sources` at parse time.
@@ -14,7 +15,7 @@ from pipelines.sources.fashion import CATEGORIES, plausible_price_range
 
 if TYPE_CHECKING:
     from pipelines.sources.amazon import load_amazon
-    from pipelines.sources.load import LoadSummary
+    from pipelines.sources.load import LoadSummary, load_open_bandit
     from pipelines.sources.store import load_synthetic_store
     from pipelines.sources.tafeng import load_tafeng
 
@@ -23,6 +24,7 @@ _LAZY = {
     "load_synthetic_store": "pipelines.sources.store",
     "load_tafeng": "pipelines.sources.tafeng",
     "load_amazon": "pipelines.sources.amazon",
+    "load_open_bandit": "pipelines.sources.load",
 }
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "LoadSummary",
     "StoreConfig",
     "load_amazon",
+    "load_open_bandit",
     "load_synthetic_store",
     "load_tafeng",
     "plausible_price_range",

@@ -6,7 +6,9 @@ readers until the commit, and any error (a malformed line found half-way through
 rolls everything back: the tables keep what they held before.
 
 TRUNCATE ... CASCADE also empties the outputs that reference the source tables by foreign key
-(user_profiles, ad_creatives): they describe a store that no longer exists.
+(user_profiles, ad_creatives), and the delivery logs are emptied with them: all describe a store that no
+longer exists. The delivery logs (impressions, outcomes) are loaded per batch instead, by
+`replace_delivery_batches`: a day's ad-server log replaces that day's batch and nothing else.
 
 Rows of erased customers are dropped on the way in (`pipelines.privacy.loads`), so a reload of a file
 that still holds them never brings them back; the summary says how many rows were skipped.
@@ -14,11 +16,13 @@ that still holds them never brings them back; the summary says how many rows wer
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE_TABLES = ("users", "items", "item_images", "events", "campaigns")
+DELIVERY_TABLES = ("impressions", "outcomes")
 PROGRESS_EVERY_S = 5.0
 INDEX_BUILD_MEMORY = "512MB"  # per index build, for this transaction only
 
@@ -77,7 +82,7 @@ def replace_source_tables(
     rows: dict[str, int] = {table: 0 for table in SOURCE_TABLES}
     with engine.begin() as conn:
         erased = ErasedUsers(conn)
-        conn.exec_driver_sql(f"TRUNCATE {', '.join(SOURCE_TABLES)} CASCADE")
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(SOURCE_TABLES + DELIVERY_TABLES)} CASCADE")
         for table, given in tables:
             if table not in SOURCE_TABLES:
                 raise ValueError(f"{table!r} is not a source table ({', '.join(SOURCE_TABLES)})")
@@ -93,6 +98,51 @@ def replace_source_tables(
     summary = LoadSummary(source, rows, time.monotonic() - started, erased.skipped, erased.erased_users)
     log.info("loaded %s", summary)
     return summary
+
+
+def replace_delivery_batches(
+    engine: Engine,
+    source: str,
+    impressions: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    dates: Iterable[dt.date] | None = None,
+) -> LoadSummary:
+    """Replace the impressions and outcomes of the batches `dates` (default: every batch_date in the frames)
+    with the frames' rows, in one transaction: a rerun of a day loads its rows again instead of adding
+    them twice, and a day that now delivers nothing is emptied.
+
+    Outcomes of a day may name impressions of earlier days (late conversions); only these batches change.
+    """
+    started = time.monotonic()
+    given = {*impressions["batch_date"], *outcomes["batch_date"]}
+    dates = sorted(given if dates is None else set(dates))
+    stray = given - set(dates)
+    if stray:
+        raise ValueError(f"rows with batch_date {min(stray)} outside the batches being replaced ({dates})")
+    rows: dict[str, int] = {}
+    with engine.begin() as conn:
+        erased = ErasedUsers(conn)  # impressions before outcomes: DELIVERY_TABLES' order, which it requires
+        for table, frame in zip(DELIVERY_TABLES, (impressions, outcomes), strict=True):
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE batch_date = ANY(:dates)"), {"dates": dates})
+            rows[table] = copy_frames(conn, table, erased.frames(table, [frame]))
+        conn.exec_driver_sql(f"ANALYZE {', '.join(DELIVERY_TABLES)}")
+    summary = LoadSummary(source, rows, time.monotonic() - started, erased.skipped, erased.erased_users)
+    log.info("loaded %s for %s", summary, ", ".join(str(d) for d in dates) or "no date")
+    return summary
+
+
+def load_open_bandit(engine: Engine, data_dir: Path) -> LoadSummary:
+    """The Open Bandit sample's two logs (uniform-random as the holdout arm, Bernoulli Thompson sampling as
+    the personalised one; `pipelines.sources.openbandit`) into impressions and outcomes, replacing the
+    batches of their dates. Nothing else changes: they log another shop's recommendation slot."""
+    import pandas as pd
+
+    from pipelines.sources.openbandit import POLICIES, read_open_bandit
+
+    logs = [read_open_bandit(policy, data_dir) for policy in POLICIES]
+    impressions = pd.concat([log.impressions for log in logs], ignore_index=True)
+    outcomes = pd.concat([log.outcomes for log in logs], ignore_index=True)
+    return replace_delivery_batches(engine, "open bandit", impressions, outcomes)
 
 
 @contextmanager

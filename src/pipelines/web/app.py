@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
 
-from pipelines.web import csrf, queries
+from pipelines.web import csrf, effects, queries
 from pipelines.web.observed import describe_observed
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ RunDateResolver = Callable[[str, str], dt.date | None]
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["metric"] = lambda v: "" if v is None else f"{v:.4f}"
+    env.filters["percent"] = lambda v: "" if v is None else f"{v:.1%}"
     env.filters["observed"] = describe_observed
     env.filters["reason"] = describe_reason
     return env
@@ -137,6 +138,30 @@ def create_app(
         if day is None:
             raise HTTPException(status_code=404, detail=f"no business date known for run {run_id!r} of {dag_id!r}")
         return date_page(request, user, day, run=(dag_id, run_id))
+
+    @app.get("/effects/{day}", response_class=HTMLResponse)
+    def effects_page(request: Request, day: str, user: User, segment: int | None = None) -> HTMLResponse:
+        date = _parse_day(day)
+        with engine().connect() as conn:
+            rates = effects.rates(conn, date)
+            segments = sorted({r["segment_id"] for r in rates if r["segment_id"] is not None and r["creative_id"]})
+            context = {
+                "day": date,
+                "rates": rates,
+                "segments": segments,
+                "segment": segment if segment is not None else (segments[0] if segments else None),
+                "plan": effects.plan(conn, date),
+                **effects.summaries(conn, date),
+            }
+        return render(request, "effects.html", user, **context)
+
+    @app.get("/effects/{day}/ctr.png")
+    def effects_plot(day: str, segment: int, user: User) -> Response:
+        date = _parse_day(day)
+        with engine().connect() as conn:
+            points = effects.series(conn, date, segment)
+        png = effects.series_png(points, segment)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     @app.get("/creatives/image")
     def creative_image(user: User, key: Annotated[queries.CreativeKey, Depends(_creative_key)]) -> Response:
