@@ -174,6 +174,7 @@ def _count(value: int | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_arguments(parser)
+    parser.add_argument("--reads", nargs="+", choices=READS, default=list(READS), help="which reads (default: all)")
     parser.add_argument("--write-docs", action="store_true", help="record the figures in docs/benchmarks.md")
     parser.add_argument("--read", choices=READS, help=argparse.SUPPRESS)  # one read, in the child process
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -200,7 +201,7 @@ def main() -> None:
             engine.dispose()
             events = {day.isoformat(): _events_up_to(url, day) for day in dates}
             load = os.getloadavg()[0]
-            results = [measure(name, url, day) for day in dates for name in READS]
+            results = [measure(name, url, day) for day in dates for name in args.reads]
         finally:
             server.stop()
     text = report(args, results, events, summary.seconds, load)
