@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from bench_generate_load import add_store_arguments, sized_config
-from common import free_port, hardware, replace_section
+from common import free_port, hardware, replace_section, wrap_prose
 from pipelines.progress import format_duration
 from pipelines.settings import Settings
 from pipelines.sources import load_synthetic_store
@@ -207,7 +207,7 @@ def main() -> None:
     text = report(args, results, events, summary.seconds, load)
     print(text)
     if args.write_docs:
-        replace_section(TITLE, text)
+        replace_section(TITLE, wrap_prose(text))
 
 
 if __name__ == "__main__":
