@@ -72,6 +72,16 @@ def sized_config(users: int, items: int, days: int, events: int, end_date: dt.da
     return dataclasses.replace(base, sessions_per_user_day=rate)
 
 
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """The synthetic store's size options (the benchmarks that load one share them)."""
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--events", type=int, default=20_000_000, help="target number of events (approximate)")
+    parser.add_argument("--end-date", type=dt.date.fromisoformat, default=dt.date(2026, 6, 30))
+    parser.add_argument("--data-dir", type=Path, default=Settings.from_env().shared_data_dir)
+
+
 def time_generation(config: StoreConfig) -> tuple[int, float]:
     from pipelines.sources.generator import generate_events
     from pipelines.sources.world import build_world
@@ -125,12 +135,7 @@ def time_psql_copy(url: str, workdir: Path) -> tuple[int, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=1_000_000)
-    parser.add_argument("--items", type=int, default=20_000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--events", type=int, default=20_000_000, help="target number of events (approximate)")
-    parser.add_argument("--end-date", type=dt.date.fromisoformat, default=dt.date(2026, 6, 30))
-    parser.add_argument("--data-dir", type=Path, default=Settings.from_env().shared_data_dir)
+    add_store_arguments(parser)
     parser.add_argument(
         "--database-url", help="a server to use instead of a fresh embedded one (its tables are replaced)"
     )
