@@ -36,13 +36,6 @@ RUN_PARAMS["overrides"]["quality"] = {
     "severity": {"events.quantity.max": "warning", "events.event_ts.in_business_date": "warning"}
 }
 
-_DELIVERY_TABLES = """
-CREATE TABLE IF NOT EXISTS impressions (batch_date date NOT NULL, impression_id bigint, ts timestamptz,
-                                        user_id bigint, placement text);
-CREATE TABLE IF NOT EXISTS outcomes (batch_date date NOT NULL, impression_id bigint, click_ts timestamptz);
-"""
-
-
 def add_customer(engine: Engine) -> list[dt.datetime]:
     """The customer, with views and purchases on five days up to D1 (one arriving a day late) and a shown and
     clicked banner; returns their events' timestamps (odd microseconds, found nowhere else)."""
@@ -76,14 +69,14 @@ def add_customer(engine: Engine) -> list[dt.datetime]:
             ),
             events,
         )
-        conn.execute(sa.text(_DELIVERY_TABLES))
         shown = dt.datetime.combine(D1, dt.time(11, 0, 1, 345679), tzinfo=dt.UTC)
         conn.execute(
             sa.text(
-                """INSERT INTO impressions (batch_date, impression_id, ts, user_id, placement)
-                   VALUES (:d, 77001, :ts, :u, 'banner_300x250')"""
+                """INSERT INTO impressions (batch_date, impression_id, ts, user_id, placement, position, item_id,
+                                           policy, policy_version, propensity, arm)
+                   VALUES (:d, 77001, :ts, :u, 'recs_home', 1, :i, 'sasrec', 'v1', 1.0, 'personalised')"""
             ),
-            {"d": D1, "ts": shown, "u": USER},
+            {"d": D1, "ts": shown, "u": USER, "i": items[0].item_id},
         )
         clicked = shown + dt.timedelta(seconds=3)
         conn.execute(
