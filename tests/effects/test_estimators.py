@@ -211,3 +211,10 @@ def test_lift_stays_finite_when_the_control_has_no_click() -> None:
 def test_lift_refuses_impossible_counts() -> None:
     with pytest.raises(DataError, match="lift"):
         lift(5, 4, 1, 10)
+
+
+def test_lift_without_a_success_in_either_arm_is_zero_with_a_wide_interval() -> None:
+    # 0/110 vs 0/6: the Haldane-corrected ratio alone would read -94%, an artefact of the arms' sizes.
+    est = lift(0, 110, 0, 6)
+    assert est.value == 0.0
+    assert est.low < -0.5 and est.high > 1.0

@@ -36,6 +36,7 @@ RUN_PARAMS["overrides"]["quality"] = {
     "severity": {"events.quantity.max": "warning", "events.event_ts.in_business_date": "warning"}
 }
 
+
 def add_customer(engine: Engine) -> list[dt.datetime]:
     """The customer, with views and purchases on five days up to D1 (one arriving a day late) and a shown and
     clicked banner; returns their events' timestamps (odd microseconds, found nowhere else)."""

@@ -272,7 +272,9 @@ def lift(treat_successes: int, treat_n: int, ctrl_successes: int, ctrl_n: int, z
     """Relative lift of the treatment's rate over the control's, rate_t / rate_c - 1, with a 95% interval.
 
     The interval is the log risk-ratio (Katz) interval, se = sqrt(1/a - 1/n_t + 1/c - 1/n_c). When either
-    arm has no success (or no failure) every count gets Haldane's +0.5, so the estimate stays finite.
+    arm has no success (or no failure) every count gets Haldane's +0.5, so the estimate stays finite. With no
+    success in either arm the data say nothing about the ratio (the corrected one would only echo the arms'
+    sizes), so the lift is 0 with the corrected interval around it.
     """
     _check_z(z)
     a, n1, c, n2 = (float(x) for x in (treat_successes, treat_n, ctrl_successes, ctrl_n))
@@ -280,7 +282,7 @@ def lift(treat_successes: int, treat_n: int, ctrl_successes: int, ctrl_n: int, z
         raise DataError(f"lift needs 0 <= successes <= n >= 1 in both arms, got {a:g}/{n1:g} and {c:g}/{n2:g}")
     if a in (0, n1) or c in (0, n2):
         a, n1, c, n2 = a + 0.5, n1 + 1.0, c + 0.5, n2 + 1.0
-    log_ratio = math.log((a / n1) / (c / n2))
+    log_ratio = 0.0 if treat_successes == ctrl_successes == 0 else math.log((a / n1) / (c / n2))
     se = math.sqrt(max(1 / a - 1 / n1 + 1 / c - 1 / n2, 0.0))
     return Estimate(
         math.exp(log_ratio) - 1,
