@@ -135,6 +135,49 @@ def test_critical_failure_stops_the_run_and_keeps_the_last_good_outputs(
     assert failures >= 1
 
 
+def test_a_bad_outcomes_batch_stops_the_run_and_changes_nothing(
+    first_run: dict[str, Any], warehouse: Engine, airflow_stack: Stack
+) -> None:
+    """The delivery log's rules gate the run like the events': an outcome that names no impression and
+    carries a negative revenue stops it before any model, plan or report is written."""
+    before = snapshot(warehouse, END)
+    clicked = dt.datetime.combine(END, dt.time(12), tzinfo=dt.UTC)
+    with warehouse.begin() as conn:
+        conn.execute(
+            sa.text(
+                """INSERT INTO outcomes (batch_date, impression_id, click_ts, conversion_ts, revenue)
+                   VALUES (:d, 999999998, :c, :c + interval '1 minute', -3)"""
+            ),
+            {"d": END, "c": clicked},
+        )
+    try:
+        failed = run_dag(airflow_stack, RUN)
+    finally:
+        with warehouse.begin() as conn:
+            conn.execute(sa.text("DELETE FROM outcomes WHERE impression_id = 999999998"))
+    assert failed["state"] == "failed"
+    assert failed["tasks"]["check_data_quality"] == "failed"
+    assert all(state == "upstream_failed" for task, state in failed["tasks"].items() if task != "check_data_quality")
+    assert "outcomes" in failed["log"] and "999999998" in failed["log"]  # the rule and the bad row are named
+    after = snapshot(warehouse, END)
+    for table in OUTPUT_TABLES:
+        if table != "dq_results":
+            assert after[table] == before[table], table
+    with warehouse.connect() as conn:
+        rules = (
+            conn.execute(
+                sa.text(
+                    """SELECT expectation FROM dq_results
+                       WHERE as_of_date = :d AND NOT success AND severity = 'critical' ORDER BY 1"""
+                ),
+                {"d": END},
+            )
+            .scalars()
+            .all()
+        )
+    assert rules and all(rule.startswith("outcomes.") for rule in rules), rules
+
+
 def test_manual_run_without_logical_date_or_param_is_refused(airflow_stack: Stack, warehouse: Engine) -> None:
     refused = run_dag(airflow_stack, {})
     assert refused["state"] == "failed"
