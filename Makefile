@@ -21,6 +21,8 @@ install: $(STAMP)
 # installed, else downloaded with apt-get and unpacked into .local/datasets (no root needed). Without it
 # the store has no item images and the demo's generate_ad_creatives fails for want of them, so this stops first.
 # The folder is unpacked beside its final place and renamed into it: an interrupted fetch leaves no half folder.
+# A machine without apt's package lists (containers often drop them) gets its own, fetched into the scratch
+# folder: `apt-get update` into a folder of ours needs no root and leaves the system's apt state alone.
 FASHION_DEB_DIR := /usr/share/datasets/fashion-mnist
 # Where an installed copy is looked for; `.ci/run` empties it so that CI takes a newcomer's download path.
 FASHION_SYSTEM_DIR := $(FASHION_DEB_DIR)
@@ -28,10 +30,14 @@ FASHION_LOCAL := $(or $(PIPELINES_STATE_DIR),.local)/datasets/fashion-mnist
 FASHION_CANDIDATES := $(PIPELINES_FASHION_MNIST_DIR) $(FASHION_LOCAL) $(FASHION_SYSTEM_DIR)
 # Shell: the first candidate holding the images. A recipe runs it after `images`, so it sees a fresh fetch.
 FASHION_FOUND_SH := for d in $(FASHION_CANDIDATES); do [ -f $$d/train-images-idx3-ubyte.gz ] && echo $$d && break; done
+APT_OWN_LISTS = -o Dir::State::Lists=$$tmp/lists -o Dir::Cache=$$tmp/cache
 images:
 	@test -n "$$($(FASHION_FOUND_SH))" || { \
 	  mkdir -p $(dir $(FASHION_LOCAL)) && tmp=$$(mktemp -d -p $(dir $(FASHION_LOCAL))) && \
-	  (cd $$tmp && apt-get download -qq dataset-fashion-mnist 2>/dev/null) && \
+	  (cd $$tmp && { apt-get download -qq dataset-fashion-mnist 2>/dev/null || { \
+	    mkdir -p lists/partial cache/archives/partial && \
+	    apt-get -qq $(APT_OWN_LISTS) update 2>/dev/null && \
+	    apt-get -qq $(APT_OWN_LISTS) download dataset-fashion-mnist 2>/dev/null; }; }) && \
 	  dpkg-deb -x $$tmp/dataset-fashion-mnist_*.deb $$tmp/root && \
 	  mv -T $$tmp/root$(FASHION_DEB_DIR) $(FASHION_LOCAL) && rm -rf $$tmp && \
 	  echo "Fashion-MNIST unpacked into $(FASHION_LOCAL)"; \
