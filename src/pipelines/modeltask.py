@@ -227,11 +227,7 @@ def run(
     plan, data, serving, ctx = _train(recipe, engine, as_of, settings, device, force_promote, policy)
     if not isinstance(recipe, ShardedRecipe):
         started = time.perf_counter()
-        parent = None if plan.parent is None else registry.get_run(engine, recipe.model_name, plan.parent)
-        with engine.begin() as conn:
-            privacy.check_no_erasure_since(conn, ctx.erasure_seen)
-            outputs = recipe.write(conn, data, serving, ctx)
-            stale = registry.record_outcome(conn, _outcome(plan, serving, parent))
+        outputs, stale = _commit(engine, plan, serving, lambda conn: recipe.write(conn, data, serving, ctx))
         return _finish(plan, serving, stale, outputs, plan.train_seconds + time.perf_counter() - started)
     shards = [
         score_shard(recipe, engine, settings, plan, i, device=device, data=data, served=serving)
@@ -307,17 +303,25 @@ def publish(
             read.append(recipe.read(ctx))
         return read[0]
 
-    parent = None if plan.parent is None else registry.get_run(engine, recipe.model_name, plan.parent)
     ordered = sorted(shards, key=lambda s: s["shard"])
-    with engine.begin() as conn:
-        # Shards staged what readers cannot see yet; an erasure since training read its data stops them here.
-        privacy.check_no_erasure_since(conn, plan.erasure_seen)
-        outputs = recipe.publish(conn, lazy, served, ctx, ordered)
-        stale = registry.record_outcome(conn, _outcome(plan, served, parent))
+    outputs, stale = _commit(engine, plan, served, lambda conn: recipe.publish(conn, lazy, served, ctx, ordered))
     publish_seconds = time.perf_counter() - started
     outputs = {**outputs, "publish_seconds": round(publish_seconds, 3)}
     seconds = plan.train_seconds + sum(s["seconds"] for s in ordered) + publish_seconds
     return _finish(plan, served, stale, outputs, seconds)
+
+
+def _commit(
+    engine: Engine, plan: Plan, served: Served[Any] | None, write: Callable[[Connection], dict[str, Any]]
+) -> tuple[dict[str, Any], list[dt.date]]:
+    """The date's outputs, the decision and the lineage on ONE transaction; refused if a customer was erased
+    after training read its data (shards staged rows readers cannot see yet, so nothing of theirs shows)."""
+    parent = None if plan.parent is None else registry.get_run(engine, plan.model, plan.parent)
+    with engine.begin() as conn:
+        privacy.check_no_erasure_since(conn, plan.erasure_seen)
+        outputs = write(conn)
+        stale = registry.record_outcome(conn, _outcome(plan, served, parent))
+    return outputs, stale
 
 
 def _context(
