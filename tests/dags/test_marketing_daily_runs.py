@@ -101,38 +101,47 @@ def test_rerun_of_a_date_leaves_identical_rows(
     assert snapshot(warehouse, END) == before
 
 
-def test_critical_failure_stops_the_run_and_keeps_the_last_good_outputs(
-    first_run: dict[str, Any], warehouse: Engine, airflow_stack: Stack
-) -> None:
+def _stopped_by_the_gate(
+    warehouse: Engine, airflow_stack: Stack, add: str, params: dict[str, Any], remove: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Run RUN with bad rows added by `add` (and taken out by `remove` afterwards): the run must stop in the
+    gate with every model output, plan and report as it was. Returns the run and the critical rules it broke."""
     before = snapshot(warehouse, END)
     with warehouse.begin() as conn:
-        conn.execute(
-            sa.text(
-                """INSERT INTO events (batch_date, event_id, user_id, item_id, event_type, event_ts, price, quantity)
-               SELECT batch_date, 999999999, user_id, item_id, 'purchase', event_ts, -5, 1
-               FROM events WHERE batch_date = :d LIMIT 1"""
-            ),
-            {"d": END},
-        )
+        conn.execute(sa.text(add), params)
     try:
         failed = run_dag(airflow_stack, RUN)
     finally:
         with warehouse.begin() as conn:
-            conn.execute(sa.text("DELETE FROM events WHERE event_id = 999999999"))
+            conn.execute(sa.text(remove))
     assert failed["state"] == "failed"
     assert failed["tasks"]["check_data_quality"] == "failed"
     assert all(state == "upstream_failed" for task, state in failed["tasks"].items() if task != "check_data_quality")
-    assert "price" in failed["log"] and "999999999" in failed["log"]  # the message names the rule and the row
     after = snapshot(warehouse, END)
     for table in OUTPUT_TABLES:
-        if table != "dq_results":  # the gate records its verdict; every model output stays as it was
+        if table != "dq_results":  # the gate records its verdict; every other output stays as it was
             assert after[table] == before[table], table
     with warehouse.connect() as conn:
-        failures = conn.execute(
-            sa.text("SELECT count(*) FROM dq_results WHERE as_of_date = :d AND NOT success AND severity = 'critical'"),
-            {"d": END},
-        ).scalar_one()
-    assert failures >= 1
+        query = """SELECT expectation FROM dq_results
+                   WHERE as_of_date = :d AND NOT success AND severity = 'critical' ORDER BY 1"""
+        rules = list(conn.execute(sa.text(query), {"d": END}).scalars())
+    return failed, rules
+
+
+def test_critical_failure_stops_the_run_and_keeps_the_last_good_outputs(
+    first_run: dict[str, Any], warehouse: Engine, airflow_stack: Stack
+) -> None:
+    failed, rules = _stopped_by_the_gate(
+        warehouse,
+        airflow_stack,
+        """INSERT INTO events (batch_date, event_id, user_id, item_id, event_type, event_ts, price, quantity)
+           SELECT batch_date, 999999999, user_id, item_id, 'purchase', event_ts, -5, 1
+           FROM events WHERE batch_date = :d LIMIT 1""",
+        {"d": END},
+        "DELETE FROM events WHERE event_id = 999999999",
+    )
+    assert "price" in failed["log"] and "999999999" in failed["log"]  # the message names the rule and the row
+    assert len(rules) >= 1
 
 
 def test_a_bad_outcomes_batch_stops_the_run_and_changes_nothing(
@@ -140,41 +149,15 @@ def test_a_bad_outcomes_batch_stops_the_run_and_changes_nothing(
 ) -> None:
     """The delivery log's rules gate the run like the events': an outcome that names no impression and
     carries a negative revenue stops it before any model, plan or report is written."""
-    before = snapshot(warehouse, END)
-    clicked = dt.datetime.combine(END, dt.time(12), tzinfo=dt.UTC)
-    with warehouse.begin() as conn:
-        conn.execute(
-            sa.text(
-                """INSERT INTO outcomes (batch_date, impression_id, click_ts, conversion_ts, revenue)
-                   VALUES (:d, 999999998, :c, :c + interval '1 minute', -3)"""
-            ),
-            {"d": END, "c": clicked},
-        )
-    try:
-        failed = run_dag(airflow_stack, RUN)
-    finally:
-        with warehouse.begin() as conn:
-            conn.execute(sa.text("DELETE FROM outcomes WHERE impression_id = 999999998"))
-    assert failed["state"] == "failed"
-    assert failed["tasks"]["check_data_quality"] == "failed"
-    assert all(state == "upstream_failed" for task, state in failed["tasks"].items() if task != "check_data_quality")
+    failed, rules = _stopped_by_the_gate(
+        warehouse,
+        airflow_stack,
+        """INSERT INTO outcomes (batch_date, impression_id, click_ts, conversion_ts, revenue)
+           VALUES (:d, 999999998, :c, :c + interval '1 minute', -3)""",
+        {"d": END, "c": dt.datetime.combine(END, dt.time(12), tzinfo=dt.UTC)},
+        "DELETE FROM outcomes WHERE impression_id = 999999998",
+    )
     assert "outcomes" in failed["log"] and "999999998" in failed["log"]  # the rule and the bad row are named
-    after = snapshot(warehouse, END)
-    for table in OUTPUT_TABLES:
-        if table != "dq_results":
-            assert after[table] == before[table], table
-    with warehouse.connect() as conn:
-        rules = (
-            conn.execute(
-                sa.text(
-                    """SELECT expectation FROM dq_results
-                       WHERE as_of_date = :d AND NOT success AND severity = 'critical' ORDER BY 1"""
-                ),
-                {"d": END},
-            )
-            .scalars()
-            .all()
-        )
     assert rules and all(rule.startswith("outcomes.") for rule in rules), rules
 
 
