@@ -170,20 +170,15 @@ def markdown(runs: list[Run], market: Market, args: argparse.Namespace, cfg: Pol
     uniform = by["uniform"].regret
     gaps = market.true_ctr.max(axis=1) - market.true_ctr.mean(axis=1)
     lines = [
-        f"What: {args.days} days of daily-batched delivery on the simulated store: {args.users:,} users in "
-        f"{market.segments} segments, {market.creatives} creatives eligible in every segment, Poisson("
-        f"{args.impressions_per_user:g}) impressions per user a day, 5% holdout (keyed hash) on uniform shares "
-        "in every run. Same users, impression counts and random numbers for every policy. Regret: expected "
-        "clicks lost on the personalised arm against each segment's best creative (true rates from "
-        "`pipelines.sources.response`).",
+        f"What: {args.days} days of daily-batched delivery on the simulated store ({args.users:,} users, "
+        f"{market.segments} segments, {market.creatives} creatives, Poisson({args.impressions_per_user:g}) "
+        "impressions per user a day, 5% uniform holdout), the same random numbers for every policy. Regret: "
+        "expected clicks lost on the personalised arm against each segment's best creative.",
         "",
-        f"Truth: segment CTRs of the best creative {market.true_ctr.max(axis=1).min():.4f}..."
-        f"{market.true_ctr.max(axis=1).max():.4f}; best minus uniform-average gap {gaps.min():.4f}..."
-        f"{gaps.max():.4f} per impression. Policies: Thompson sampling over Beta posteriors with the category "
-        f"prior ({cfg.creative_strength:g} pseudo-impressions; category rate shrunk by "
-        f"{cfg.category_strength:g} to the segment's, that by {cfg.segment_strength:g} to {cfg.base_rate:g}), "
-        f"{cfg.draws:,} draws, floor {cfg.min_share_of_uniform:g}/k per creative; epsilon-greedy "
-        f"(epsilon {cfg.epsilon:g}) on the same posterior means; uniform.",
+        f"Truth: best creative's CTR per segment {market.true_ctr.max(axis=1).min():.4f}..."
+        f"{market.true_ctr.max(axis=1).max():.4f}, gap to uniform {gaps.min():.4f}...{gaps.max():.4f} per "
+        f"impression. Policies: Thompson sampling with the category prior, floor {cfg.min_share_of_uniform:g}/k "
+        f"(ADR 0011); epsilon-greedy (epsilon {cfg.epsilon:g}) on the same posterior means; uniform.",
         "",
         f"Run {dt.date.today()} on {hardware()} (quality figures; not timed). Seed {args.seed}.",
         "Command: `.venv/bin/python benchmarks/bench_delivery.py --write-docs`",
@@ -207,12 +202,8 @@ def markdown(runs: list[Run], market: Market, args: argparse.Namespace, cfg: Pol
         f"Impressions: {ts.impressions['personalised']:,} personalised, {ts.impressions['holdout']:,} holdout "
         f"per policy. Target: Thompson regret <= 30% of uniform's and below epsilon-greedy's, true lift inside "
         f"the measured interval: **{'met' if met else 'not met'}** ({ts.regret / uniform:.1%} of uniform, "
-        f"{ts.regret / eg.regret:.1%} of epsilon-greedy's). The holdout is the same users in every run; the "
-        "uniform run's measured lift shows how far their own click rate fell from the population's by chance, "
-        "which every run's measured lift shares. The lifts are large because the simulated users' category "
-        "tastes are concentrated (a persona's favourite categories take most of its affinity). The last two "
-        "columns value the holdout's uniform policy off-policy from each arm's logged propensities (the floor "
-        "keeps them > 0): what the delivery task does to compare a candidate with the live policy.",
+        f"{ts.regret / eg.regret:.1%} of epsilon-greedy's). The last two columns value the holdout's uniform "
+        "policy off-policy from each arm's logged propensities.",
         "",
         f"![cumulative regret](img/{FIGURE.name})",
     ]

@@ -211,12 +211,10 @@ def main() -> None:
     write_section(
         f"""{SECTION}
 
-What: the two daily tasks of the closed loop for one date D, `plan_delivery` (Thompson shares for D + 1 from
-the clicks counted in PostgreSQL) and `evaluate_effects` (rates, lift, HR@10 and OPE of D, `effect_reports`),
-on {spec.users:,} users and {spec.impressions:,} impressions of D (80% on 2 banner sizes x 24 approved
-creatives in 8 segments, 20% in the recommendation slot), {spec.users * 10:,} recommendations of D - 1 and
-one event per user on D; built on the server with `INSERT ... SELECT generate_series` (see the script).
-Target: < 5 min for both, peak RSS < 4 GB, aggregation in PostgreSQL.
+What: the closed loop's two daily tasks for one date D, `plan_delivery` (Thompson shares for D + 1) and
+`evaluate_effects` (rates, lift, HR@10 and OPE of D), on {spec.users:,} users, {spec.impressions:,} impressions
+of D, {spec.users * 10:,} recommendations of D - 1 and one event per user on D, built on the server (see the
+script). Target: < 5 min for both, peak RSS < 4 GB, aggregation in PostgreSQL.
 
 Run {dt.date.today().isoformat()} on {hardware()}; the benchmark's own embedded
 PostgreSQL 18. One-minute load average when the timed part started: {load_before:.1f} (the 2 cores are
@@ -229,12 +227,9 @@ recommendations {build["recommendations"]:.0f} s.
 | rerun of the date | {second["plan"]:.1f} s | {second["effects"]:.1f} s | {second["total"]:.1f} s |
 | baseline: one pass reading every impression of D | | | {scan:.1f} s |
 
-Peak RSS of the process that ran both tasks twice: {peak_gib:.2f} GiB.
-
-The report had {report["rows"]:,} rows. The generated data has no true lift (both arms see the shoes
-creatives, 4% CTR against 3%, a third of the time); the measured CTR lift on banner_300x250 was
-{lift.get("value", float("nan")):+.3f}, 95% interval {lift.get("low", float("nan")):+.3f} to
-{lift.get("high", float("nan")):+.3f}.
+Peak RSS of the process that ran both tasks twice: {peak_gib:.2f} GiB. The report had {report["rows"]:,} rows;
+the data has no true lift, and the measured CTR lift on banner_300x250 was {lift.get("value", float("nan")):+.3f}
+(95% interval {lift.get("low", float("nan")):+.3f} to {lift.get("high", float("nan")):+.3f}).
 
 Command (builds the store on the first call, times on the second):
 `.venv/bin/python benchmarks/bench_delivery_tasks.py --workdir .local/bench/delivery --write-docs`

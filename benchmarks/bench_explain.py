@@ -198,16 +198,12 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(f: dict, args: argparse.Namespace, device: torch.device) -> str:
     top1 = f["checks"]["top-1"]
     what = (
-        "What: whether the reason stored with each recommendation names an item that matters. The reason is the "
-        "history item whose removal lowers the item's score most (`pipelines.recs.explain`, tried among the latest "
-        f"{f['recent']} items). A SASRec of the production shape is trained on Beauty's leave-one-out training part "
-        f"for {f['epochs']} epochs (no refit, {f['train_s']:.0f} s; test NDCG@10 {f['test_ndcg@10']:.4f} with the "
-        "history excluded; the fully trained model is in the Beauty section). Each user's history before the test "
-        "item goes through `model_topk` (top-20, history excluded, with reasons). For the top-1 row, and for one "
-        "random row of the top-20 per user, the history is scored again without the named item, without a random "
-        "other item, and without the latest other item (every occurrence removed, the excluded set unchanged). "
-        "Faithful: the item's rank falls further without the named item than without the random one; a tie "
-        "(often both leave it where it was) counts as not faithful."
+        "What: whether each recommendation's reason (the history item among the latest "
+        f"{f['recent']} whose removal lowers the item's score most, ADR 0013) matters. A SASRec of the production "
+        f"shape trains {f['epochs']} epochs on Beauty's leave-one-out training part ({f['train_s']:.0f} s; test "
+        f"NDCG@10 {f['test_ndcg@10']:.4f}, history excluded); for the top-1 row and a random top-20 row per user "
+        "the history is scored again without the named item, a random other item and the latest other item. "
+        "Faithful: the rank falls further without the named item than without the random one (a tie is not)."
     )
     run = (
         f"Run {dt.date.today()} on {hardware()} (device `{device}`, {torch.get_num_threads()} torch threads); "
@@ -219,10 +215,9 @@ def markdown(f: dict, args: argparse.Namespace, device: torch.device) -> str:
     after = (
         f"Target (>= {TARGET:.0%} of users, top-1 row): **{verdict}**. Cost: `model_topk` over the "
         f"{f['model_users']:,} users takes {f['topk_s']:.1f} s without reasons and {f['topk_explained_s']:.1f} s "
-        f"with them, in the same run: **{f['reason_s_per_1k_users']:.2f} s per 1k users** for the reasons. "
-        f"Candidates: the top-1 row's reason among the latest {f['recent']} items is the one the whole window (up "
-        f"to {MAX_WINDOW} items) names for {f['whole_window_agreement']:.1%} of users; trying them all would cost "
-        f"width^2 instead of {f['recent']} x width encoded tokens per user."
+        f"with them, in the same run: **{f['reason_s_per_1k_users']:.2f} s per 1k users** for the reasons. The "
+        f"whole window (up to {MAX_WINDOW} items) names the same top-1 reason for "
+        f"{f['whole_window_agreement']:.1%} of users."
     )
     rows = [
         ("users compared", lambda c: f"{c['users']:,}"),

@@ -224,8 +224,7 @@ def markdown(sim: dict, obd: dict, args: argparse.Namespace) -> str:
             lines.append(f"| {label} | {name} | {_ci(est)} | {'yes' if inside else 'no'} |")
     lines += [
         "",
-        "'as run': BTS's per-position frequencies of shown items in bts/all.csv (its clicks unused): the policy "
-        "as it actually ran that week, whose posteriors had moved from the yaml's priors.",
+        "'as run': BTS's per-position frequencies of shown items in bts/all.csv (its clicks unused).",
         f"Target: the observed BTS CTR inside each estimate's interval (prior-simulated policy): "
         f"**{'met' if inside_all else 'not met'}**. With 38 clicks in the random log the intervals are wide: "
         "a real-data sanity check, not a precision figure.",

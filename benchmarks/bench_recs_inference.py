@@ -147,16 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s", figures)
     if args.write_docs:
         what = (
-            f"What: what `refresh_recommendations` does after training, for {args.users:,} users: scoring in "
-            f"batches of {config.infer_batch_users} users (matrix multiply + `topk`, bought items excluded) "
-            "streamed into `replace_partition` (one transaction, binary COPY), first without and then with each "
-            f"row's reason (leave-one-out over the latest {explain.RECENT} history items, `pipelines.recs.explain`, "
-            "ADR 0013), in one run. Store: the synthetic generator "
-            f"(`StoreConfig(users={args.users}, items={args.items}, days={args.days})`), generated in memory "
-            f"({generate_s:.0f} s, not timed); its cart/purchase events give {len(history):,} users a history over "
-            f"{vocab.size:,} items, the other {len(others):,} users get global popularity. Model: SASRec of the "
-            f"production shape (hidden {config.hidden}, {config.blocks} blocks, max_len {config.max_len}, learned "
-            "repeat bias) with untrained weights (the cost does not depend on them)."
+            f"What: `refresh_recommendations` after training for {args.users:,} users: scoring in batches of "
+            f"{config.infer_batch_users} users streamed into `replace_partition` (one transaction, binary COPY), "
+            f"first without and then with each row's reason (latest {explain.RECENT} history items, ADR 0013). "
+            f"Store: the synthetic generator ({args.users:,} users, {args.items:,} items, {args.days} days, "
+            f"generated in {generate_s:.0f} s, not timed): {len(history):,} users with a history over "
+            f"{vocab.size:,} items, {len(others):,} get global popularity. Model: SASRec of the production shape, "
+            "untrained weights (the cost does not depend on them)."
         )
         run = (
             f"Run {dt.date.today()} on 2 vCPU, 24 GiB, no GPU (device `{device}`, {torch.get_num_threads()} torch "
