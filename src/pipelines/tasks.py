@@ -120,6 +120,7 @@ def _model_task(recipe: Any, engine: Engine, as_of: dt.date, settings: Settings,
 
 
 def _sharded_recipe(stage: str, settings: Settings, params: Mapping[str, Any]) -> Any:
+    """The recipe of a per-user model task with the run's config; its whole task and its DAG phases use it."""
     if stage == "profiles":
         from pipelines.profiles import ProfileConfig
         from pipelines.profiles.task import ProfileRecipe
@@ -191,19 +192,11 @@ def _plan(work: Mapping, as_of: dt.date) -> Any:
 
 
 def train_user_profile_vae(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
-    from pipelines.profiles import ProfileConfig
-    from pipelines.profiles.task import ProfileRecipe
-
-    config = stage_config(ProfileConfig(), "profiles", settings, params)
-    return _model_task(ProfileRecipe(config), engine, as_of, settings, params)
+    return _model_task(_sharded_recipe("profiles", settings, params), engine, as_of, settings, params)
 
 
 def refresh_recommendations(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
-    from pipelines.recs import RecsConfig
-    from pipelines.recs.task import RecsRecipe
-
-    config = stage_config(RecsConfig(), "recs", settings, params)
-    return _model_task(RecsRecipe(config), engine, as_of, settings, params)
+    return _model_task(_sharded_recipe("recs", settings, params), engine, as_of, settings, params)
 
 
 def generate_ad_creatives(engine: Engine, as_of: dt.date, settings: Settings, params: Mapping[str, Any]) -> dict:
