@@ -1,14 +1,17 @@
 """Benchmark: what each model task reads for one business date, as the event history grows.
 
-Every daily run reads the whole event history up to its date (the recommender every event, the profile
-VAE its `history_days` window, 365 days by default), so the read grows with the history, not with the
-day. Protocol: a synthetic store of about --events events (`load_synthetic_store`: generate, binary COPY,
-events indexes, ANALYZE) in a scratch embedded PostgreSQL; then each model task's as-of read runs in a
-fresh interpreter, so its peak RSS is the read's own: `ProfileRecipe.read`, `RecsRecipe.read` and the
-creatives' reads (`CreativesRecipe.read`, the live campaigns, plus `load_item_images`, what its `fit`
-trains on). Each read runs for the last business date and for the middle one (half the history), so one
-store shows how a read grows with the history. The baseline is a training epoch at the same scale, from
-the figures above in this file (the profile VAE's and the recommender's sections).
+The recommender reads every event up to its date, so its read grows with the history. The profile VAE
+reads its (user, item) state (`profiles.state`): built once from the `history_days` window, then moved a
+day at a time. Protocol: a synthetic store of about --events events (`load_synthetic_store`: generate,
+binary COPY, events indexes, ANALYZE) in a scratch embedded PostgreSQL; then each read runs in a fresh
+interpreter, so its peak RSS is the read's own. For the last business date D and the middle one:
+- profiles-events (the baseline, the read before the state): the window's events as of D read as rows
+  and weighted in memory (`matrix.event_weights`);
+- profiles-built: `ProfileRecipe.read` of D-1 with no state (it builds it) plus the day before's pairs
+  (what the publish step reads for drift);
+- profiles-daily: the same for D, the state moved from D-1: the daily cost;
+- recs: `RecsRecipe.read`; creatives: `CreativesRecipe.read` plus `load_item_images`.
+A training epoch at the same scale, from this file's other sections, is the other baseline.
 
     .venv/bin/python benchmarks/bench_reads.py --write-docs
 """
@@ -38,7 +41,7 @@ from pipelines.warehouse.migrations import apply_migrations
 
 log = logging.getLogger("bench_reads")
 TITLE = "Model task reads as the history grows (bench_reads.py)"
-READS = ("profiles", "recs", "creatives")
+READS = ("profiles-events", "profiles-built", "profiles-daily", "recs", "creatives")
 PROGRESS_S = 20.0
 
 # Training epochs at this scale, from this file's other sections (same machine type, CPU, 2 threads):
@@ -71,8 +74,24 @@ def read_once(name: str, url: str, as_of: dt.date) -> dict[str, float | int | st
         conn.exec_driver_sql("SELECT 1")  # the pool's first connection is not the read's cost
     before = _peak_rss_mib()
     started = time.monotonic()
-    if name == "profiles":
-        data = ProfileRecipe(ProfileConfig()).read(ctx)
+    if name == "profiles-events":
+        from pipelines.profiles.matrix import event_weights, window_start
+        from pipelines.warehouse.reads import events_as_of, read_frame
+
+        config = ProfileConfig()
+        events = events_as_of(engine, as_of, since=window_start(as_of, config),
+                              event_types=[t for t, w in config.event_weights.items() if w > 0],
+                              columns=("user_id", "item_id", "event_type", "event_ts"))  # fmt: skip
+        users = read_frame(engine, "SELECT user_id FROM users")["user_id"]
+        data = event_weights(events.loc[events["user_id"].isin(users)], as_of, config)
+    elif name.startswith("profiles"):
+        with engine.begin() as conn:  # profiles-built starts from no state
+            if name == "profiles-built":
+                conn.exec_driver_sql("UPDATE profile_state_meta SET as_of = NULL")
+        before = _peak_rss_mib()
+        started = time.monotonic()
+        read = ProfileRecipe(ProfileConfig()).read(ctx)
+        data = (read.pairs, read.before())
     elif name == "recs":
         data = RecsRecipe(RecsConfig()).read(ctx)
     elif name == "creatives":
@@ -86,8 +105,10 @@ def read_once(name: str, url: str, as_of: dt.date) -> dict[str, float | int | st
     # What a per-user state as of the date would hold instead of the events (not timed): one decayed weight
     # per user x item for the profiles, each user's last max_len items for the recommender.
     compact = users = None
-    if name == "profiles":
-        rows, compact = len(data.events), int(data.interactions.matrix.nnz)
+    if name == "profiles-events":
+        rows, compact = len(events), len(data)
+    elif name.startswith("profiles"):
+        rows = len(data[0]) + len(data[1])
     elif name == "recs":
         per_user = data.events.groupby("user_id").size()
         rows, users, compact = len(data.events), len(per_user), int(per_user.clip(upper=RecsConfig().max_len).sum())
@@ -136,10 +157,14 @@ def _events_up_to(url: str, as_of: dt.date) -> int:
 
 def report(args: argparse.Namespace, results: list[dict], events: dict[str, int], load_s: float, load: float) -> str:
     rows = [
-        "What: the time and the peak RSS of each model task's as-of read (`ProfileRecipe.read`, `RecsRecipe.read`, "
-        "the creatives' `read` plus `load_item_images`), each in a fresh interpreter so the RSS is the read's own "
-        "(the interpreter with its imports before the read is given apart), for the last business date and the "
-        "middle one of one store; against a training epoch at the same scale from the sections above.",
+        "What: the time and the peak RSS of each model task's as-of read, each in a fresh interpreter so the RSS is "
+        "the read's own (the interpreter with its imports before the read is given apart), for the last business "
+        "date and the middle one of one store. profiles-events is the baseline: the profile window's events read "
+        "as rows and weighted in memory, the read before the state. profiles-built is `ProfileRecipe.read` of the "
+        "day before with no state (it builds the state from the window) plus the pairs of the day before that "
+        "(drift); profiles-daily is the same for the date, the state moved one day: what a daily run reads. recs "
+        "is `RecsRecipe.read`, creatives the creatives' `read` plus `load_item_images`. Against a training epoch "
+        "at the same scale from the sections above.",
         "",
         f"Run {dt.date.today()} on {hardware()}; embedded PostgreSQL 18 (shared_buffers 256MB), fresh database. "
         f"Store: {args.users:,} users, {args.items:,} items, {args.days} days up to {args.end_date}, "
@@ -149,11 +174,11 @@ def report(args: argparse.Namespace, results: list[dict], events: dict[str, int]
         f"--days {args.days} --events {args.events} --write-docs`",
         "",
         "| read | as of (events up to it) | rows read | seconds | rows/s | RSS before the read | peak RSS | "
-        "a training epoch at this scale | rows of a compact per-user state |",
+        "a training epoch at this scale | (user, item) pairs of the window |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        if r["read"] == "profiles":
+        if r["read"].startswith("profiles"):
             epoch = f"{PROFILE_EPOCH_S:.1f} s (VAE, 1M users x 1,000 items)"
         elif r["read"] == "recs":
             epoch = f"~{RECS_EPOCH_S_PER_USER * r['users']:,.0f} s ({r['users']:,} users, scaled from Beauty)"
@@ -190,6 +215,9 @@ def main() -> None:
     if not (images / "train-images-idx3-ubyte.gz").exists():
         parser.error(f"no Fashion-MNIST under {images}: the creatives read needs item pictures (see --data-dir)")
     dates = [args.end_date - dt.timedelta(days=args.days // 2), args.end_date]
+    # profiles-built reads the day before each date; profiles-daily then moves that state one day.
+    order = [(name, day - dt.timedelta(days=1) if name == "profiles-built" else day) for day in dates
+             for name in READS if name in args.reads]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-reads-") as tmp:
         os.chmod(tmp, 0o777)  # the embedded server (an unprivileged user under root) writes here
         server = EmbeddedPostgres(Path(tmp) / "pgdata", free_port())
@@ -199,9 +227,9 @@ def main() -> None:
             apply_migrations(engine)
             summary = load_synthetic_store(engine, config, images)
             engine.dispose()
-            events = {day.isoformat(): _events_up_to(url, day) for day in dates}
+            events = {day.isoformat(): _events_up_to(url, day) for _, day in order}
             load = os.getloadavg()[0]
-            results = [measure(name, url, day) for day in dates for name in args.reads]
+            results = [measure(name, url, day) for name, day in order]
         finally:
             server.stop()
     text = report(args, results, events, summary.seconds, load)

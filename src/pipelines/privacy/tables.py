@@ -36,6 +36,10 @@ PERSONAL_TABLES: tuple[PersonalTable, ...] = (
     PersonalTable("outcomes", "impression_id", through="impressions"),
     PersonalTable("impressions"),
     PersonalTable("events"),
+    # After events: the events' deletion logs the user's rows as changes, and no later maintenance can
+    # bring them back once the events are gone.
+    PersonalTable("profile_state_changes"),
+    PersonalTable("profile_state"),
     PersonalTable("users"),
 )
 

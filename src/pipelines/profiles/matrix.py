@@ -1,7 +1,8 @@
 """Users x items interactions as a sparse matrix: events weighted by type and recency, as of a date.
 
-The matrix is the only input the VAE sees. It is built from an as-of read, so a backfill never sees a
-later event, and it stays sparse end to end (CSR): memory grows with events, not with users x items.
+The matrix is the only input the VAE sees. It is built from the pairs of an as-of state (`profiles.state`),
+so a backfill never sees a later event, and it stays sparse end to end (CSR): memory grows with (user, item)
+pairs, not with users x items.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from pipelines.profiles.config import ProfileConfig
+    from pipelines.profiles.state import PairState
 
 _SECONDS_PER_DAY = 86_400.0
 # Knuth's multiplicative hash: a stable, well-mixed function of user_id (Python's hash() is salted).
@@ -50,28 +52,48 @@ def window_start(as_of: dt.date, config: ProfileConfig) -> dt.date:
     return as_of - dt.timedelta(days=config.history_days - 1)
 
 
-def build_interactions(
-    events: pd.DataFrame, as_of: dt.date, config: ProfileConfig, *, item_ids: np.ndarray | None = None
-) -> Interactions:
-    """Weight and sum the events of the window ending with `as_of` into a CSR matrix.
+def event_weights(events: pd.DataFrame, as_of: dt.date, config: ProfileConfig) -> PairState:
+    """The definition of the input: each event of the window ending with `as_of` weighted by its type and
+    halved every `recency_half_life_days` of age at the end of `as_of`, summed per (user, item) in float64.
 
-    `events` needs user_id, item_id, event_type, event_ts (UTC). Events after `as_of` are ignored, so
-    one read serves several dates. With `item_ids` (a model's vocabulary) the columns follow it and
-    events on other items are dropped; without it the vocabulary is every item seen in the window.
-    Users appear only when they keep at least one weighted event.
+    The task reads the same weights from `profiles.state` (exact integer sums kept by PostgreSQL); in-memory
+    benchmarks and tests weigh generated events with this. `events` needs user_id, item_id, event_type,
+    event_ts (UTC); events after `as_of` are ignored.
     """
-    start, _ = day_bounds(window_start(as_of, config))
-    _, end = day_bounds(as_of)
     import pandas as pd
 
+    from pipelines.profiles.state import PairState
+
+    start, _ = day_bounds(window_start(as_of, config))
+    _, end = day_bounds(as_of)
     ts = pd.to_datetime(events["event_ts"], utc=True)  # an empty read comes back untyped
-    keep = ((ts >= start) & (ts < end)).to_numpy()
-    frame = events.loc[keep]
-    type_weight = frame["event_type"].map(config.event_weights).fillna(0.0).to_numpy(dtype=np.float64)
+    type_weight = events["event_type"].map(config.event_weights).fillna(0.0).to_numpy(dtype=np.float64)
+    keep = ((ts >= start) & (ts < end)).to_numpy() & (type_weight > 0)
     age_days = (end - ts[keep]).dt.total_seconds().to_numpy(dtype=np.float64) / _SECONDS_PER_DAY
-    weight = type_weight * np.exp2(-age_days / config.recency_half_life_days)
-    users = frame["user_id"].to_numpy(dtype=np.int64)
-    items = frame["item_id"].to_numpy(dtype=np.int64)
+    weight = type_weight[keep] * np.exp2(-age_days / config.recency_half_life_days)
+    pairs = np.stack([events["user_id"].to_numpy(np.int64)[keep], events["item_id"].to_numpy(np.int64)[keep]], 1)
+    keys, where = np.unique(pairs.reshape(-1, 2), axis=0, return_inverse=True)
+    where = where.reshape(-1)
+    last = np.full(len(keys), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, where, ts[keep].dt.tz_convert(None).to_numpy("datetime64[us]").view(np.int64))
+    return PairState(
+        as_of,
+        keys[:, 0].copy(),
+        keys[:, 1].copy(),
+        np.bincount(where, weights=weight, minlength=len(keys)),
+        np.bincount(where, minlength=len(keys)).astype(np.int32),
+        last.view("datetime64[us]"),
+    )
+
+
+def build_interactions(pairs: PairState, *, item_ids: np.ndarray | None = None) -> Interactions:
+    """The CSR matrix of the pairs' weights (float32).
+
+    With `item_ids` (a model's vocabulary) the columns follow it and pairs of other items are dropped;
+    without it the vocabulary is every item with a positive weight. Users appear only when they keep at
+    least one positive weight.
+    """
+    users, items, weight = pairs.user_id, pairs.item_id, pairs.weight
     item_ids = np.unique(items[weight > 0]) if item_ids is None else np.asarray(item_ids, dtype=np.int64)
     col = positions(item_ids, items)
     known = (col >= 0) & (weight > 0)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from pipelines.profiles.config import ProfileConfig
+    from pipelines.profiles.state import PairState
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def segment_descriptions(
     engine: Engine,
     as_of: dt.date,
     config: ProfileConfig,
-    events: pd.DataFrame,
+    pairs: PairState,
     item_category: pd.Series,
     user_ids: np.ndarray,
     assignment: np.ndarray,
@@ -126,16 +127,20 @@ def segment_descriptions(
     """`segments.describe_members` over the profile window ending with `as_of`, with the users' demographics."""
     import pandas as pd
 
-    from pipelines.profiles.matrix import window_start
     from pipelines.warehouse.reads import day_bounds, read_frame
 
-    start, end = day_bounds(window_start(as_of, config))[0], day_bounds(as_of)[1]
-    ts = pd.to_datetime(events["event_ts"], utc=True)
-    window = events.loc[((ts >= start) & (ts < end)).to_numpy(), ["user_id", "item_id", "event_ts"]]
-    window = window.assign(category=window["item_id"].map(item_category).fillna("unknown"))
+    assert pairs.events is not None and pairs.last_ts is not None, "descriptions need the pairs' activity"
+    window = pd.DataFrame(
+        {
+            "user_id": pairs.user_id,
+            "category": pd.Series(pairs.item_id).map(item_category).fillna("unknown").to_numpy(),
+            "event_ts": pd.to_datetime(pairs.last_ts, utc=True),
+            "count": pairs.events,
+        }
+    )
     demographics = read_frame(engine, "SELECT user_id, age_group, region FROM users").set_index("user_id")
     members = pd.Series(assignment, index=pd.Index(user_ids, name="user_id"))
-    return describe_members(members, window, demographics, pd.Timestamp(end), config.top_categories)
+    return describe_members(members, window, demographics, pd.Timestamp(day_bounds(as_of)[1]), config.top_categories)
 
 
 def segment_frame(

@@ -178,17 +178,20 @@ def describe_members(
 ) -> dict[int, dict[str, object]]:
     """Per segment, what its members did: a description a marketer can read beside the label.
 
-    `members` maps user_id -> segment id; `events` (user_id, category, event_ts) are the whole store's
-    events of the profile window, so a category's lift is its share of the members' events over its share
-    of the store's; recency is days from a member's last event to `end`, frequency their events in the
-    window (median and quartiles: typical, not mean, as a few heavy buyers skew a mean); `demographics`
-    (indexed by user_id) gives each column's most common values, for columns where any member has one.
+    `members` maps user_id -> segment id; `events` (user_id, category, event_ts) are the whole store's events of
+    the profile window (with a `count` column, a row stands for that many events whose latest is event_ts), so a
+    category's lift is its share of the members' events over its share of the store's; recency is days from a
+    member's last event to `end`, frequency their events in the window (median and quartiles: typical, not mean,
+    as a few heavy buyers skew a mean); `demographics` (indexed by user_id) gives each column's most common
+    values, for columns where any member has one.
     """
-    store = events["category"].value_counts(normalize=True)
+    events = events.assign(events=events["count"] if "count" in events.columns else 1)
+    store = events.groupby("category")["events"].sum()
+    store = store / store.sum()
     segment_of = events["user_id"].map(members)
     mine = events.assign(segment_id=segment_of).dropna(subset=["segment_id"]).astype({"segment_id": "int64"})
-    counts = {int(seg_id): part["category"].value_counts() for seg_id, part in mine.groupby("segment_id")}
-    activity = events.groupby("user_id")["event_ts"].agg(["size", "max"]).reindex(members.index)
+    counts = {int(seg_id): part.groupby("category")["events"].sum() for seg_id, part in mine.groupby("segment_id")}
+    activity = events.groupby("user_id").agg(size=("events", "sum"), max=("event_ts", "max")).reindex(members.index)
     frequency = activity["size"].fillna(0).astype(float)
     recency = (end - activity["max"]).dt.total_seconds() / 86_400.0  # NaN: no event in the window
     known = demographics.reindex(members.index)

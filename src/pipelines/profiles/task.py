@@ -1,9 +1,10 @@
 """`train_user_profile_vae` as a recipe of the model-task lifecycle (`pipelines.modeltask`).
 
-Reads events as of the business date, trains a Mult-VAE candidate on the users outside a fixed held-out
-set, and scores it, its parent (the champion of the day before), popularity and EASE on one strong-
-generalisation split. The date's champion then stages `user_profiles` shard by shard; publishing attaches
-them and writes the date's `segments`, whose sizes, labels and drift need every user.
+Reads the (user, item) state as of the business date (`profiles.state`), trains a Mult-VAE candidate on the
+users outside a fixed held-out set, and scores it, its parent (the champion of the day before), popularity
+and EASE on one strong-generalisation split. The date's champion then stages `user_profiles` shard by
+shard; publishing attaches them and writes the date's `segments`, whose sizes, labels and drift need every
+user.
 
 Segment ids are a property of the model lineage, not of run order: a candidate clusters its users starting
 from its parent's segments (re-expressed in its own embedding space) and keeps their ids where the
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from pipelines.profiles.matrix import Interactions
     from pipelines.profiles.model import MultVAE
     from pipelines.profiles.segments import PreviousSegments, Segmentation
+    from pipelines.profiles.state import PairState
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,9 @@ class ProfileModel:
 class ProfileData:
     users: np.ndarray
     items: pd.Series  # item_id -> category
-    events: pd.DataFrame  # from the window start of the day before (drift compares with it)
+    pairs: PairState  # as of the date, known users and items only
     interactions: Interactions  # as of the date
+    before: Callable[[], PairState]  # as of the day before (drift compares with it), read when first asked
 
 
 @dataclass(frozen=True)
@@ -82,33 +85,38 @@ class ProfileRecipe:
         self._scored: Scored | None = None  # the last date scored: shards and publish in one process share it
 
     def read(self, ctx: Context) -> ProfileData:
+        import functools
+
         import numpy as np
 
         from pipelines.errors import DataError
-        from pipelines.profiles import matrix
-        from pipelines.warehouse.reads import events_as_of, read_frame
+        from pipelines.profiles import matrix, state
+        from pipelines.warehouse.reads import read_frame
 
-        config, as_of = self.config, ctx.as_of
-        users = read_frame(ctx.engine, "SELECT user_id FROM users")["user_id"].to_numpy(dtype=np.int64)
-        items = read_frame(ctx.engine, "SELECT item_id, category FROM items").set_index("item_id")["category"]
-        types = [name for name, weight in config.event_weights.items() if weight > 0]
-        events = events_as_of(
-            ctx.engine,
-            as_of,
-            since=matrix.window_start(as_of - dt.timedelta(days=1), config),
-            event_types=types,
-            columns=("user_id", "item_id", "event_type", "event_ts"),
-        )
-        known = events["user_id"].isin(users) & events["item_id"].isin(items.index)
-        if (~known).any():
-            log.warning("ignoring %d events of unknown users or items (the quality gate reports them)", (~known).sum())
-            events = events.loc[known]
-        data = matrix.build_interactions(events, as_of, config)
+        config, as_of, engine = self.config, ctx.as_of, ctx.engine
+        spec = state.Spec.of(config)
+        state.refresh(engine, as_of, spec)
+        users = read_frame(engine, "SELECT user_id FROM users")["user_id"].to_numpy(dtype=np.int64)
+        items = read_frame(engine, "SELECT item_id, category FROM items").set_index("item_id")["category"]
+        item_ids = items.index.to_numpy(dtype=np.int64)
+
+        def known(pairs: PairState) -> PairState:
+            mask = np.isin(pairs.user_id, users) & np.isin(pairs.item_id, item_ids)
+            if not mask.all():
+                log.warning("ignoring %d (user, item) pairs of unknown users or items as of %s (the quality gate "
+                            "reports their events)", (~mask).sum(), pairs.as_of)  # fmt: skip
+            return pairs.keep(mask)
+
+        pairs = known(state.pairs_as_of(engine, as_of, spec))
+        data = matrix.build_interactions(pairs)
         if data.n_users == 0:
             raise DataError(f"no events between {matrix.window_start(as_of, config)} and {as_of}: nothing to profile")
         log.info("interactions as of %s: %d users x %d items, %d non-zeros", as_of, data.n_users, data.n_items,
                  data.matrix.nnz)  # fmt: skip
-        return ProfileData(users, items, events, data)
+        before = functools.cache(
+            lambda: known(state.pairs_as_of(engine, as_of - dt.timedelta(days=1), spec, activity=False))
+        )
+        return ProfileData(users, items, pairs, data, before)
 
     def load(self, checkpoint: Checkpoint) -> ProfileModel:
         import numpy as np
@@ -211,11 +219,11 @@ class ProfileRecipe:
         model = served.model
         if shard.count > 1 and model.centroids is not None:
             # A user's embedding, interests and nearest saved segment depend on that user's events alone.
-            users = np.unique(data.events["user_id"].to_numpy(np.int64))
+            users = np.unique(data.pairs.user_id)
             mine = users[shard_members(ctx.engine, "user_profiles", ctx.as_of, shard.count, shard.index, users)]
-            data = dataclasses.replace(data, events=data.events[data.events["user_id"].isin(mine)])
             onehot, names = matrix.category_matrix(model.item_ids, data.items)
-            user_ids, embeddings, affinity = _embed(model, data, ctx.as_of, ctx, self.config, onehot)
+            pairs = data.pairs.keep(np.isin(data.pairs.user_id, mine))
+            user_ids, embeddings, affinity = _embed(model, pairs, ctx, self.config, onehot)
             assignment = assign(model, embeddings, self.config, served.version).assignment
         else:  # one shard, or a checkpoint without saved centroids: segments need every user
             scored = self._score(data, served, ctx)
@@ -268,11 +276,11 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
 
 
-def _embed(model: ProfileModel, data: ProfileData, day: dt.date, ctx: Context, config: ProfileConfig, onehot=None):
-    """The model's users, embeddings and (with `onehot`) category affinities on the data as of `day`."""
+def _embed(model: ProfileModel, pairs: PairState, ctx: Context, config: ProfileConfig, onehot=None):
+    """The model's users, embeddings and (with `onehot`) category affinities on the pairs' date."""
     from pipelines.profiles import matrix, training
 
-    inter = matrix.build_interactions(data.events, day, config, item_ids=model.item_ids)
+    inter = matrix.build_interactions(pairs, item_ids=model.item_ids)
     embeddings, affinity = training.infer(model.vae, inter.matrix, ctx.device, config.encode_batch_size, onehot)
     return inter.user_ids, embeddings, affinity
 
@@ -306,7 +314,7 @@ def _parent_segments(
 
     from pipelines.profiles import matrix, segments
 
-    user_ids, parent_embeddings, _ = _embed(parent.model, data, ctx.as_of, ctx, config)
+    user_ids, parent_embeddings, _ = _embed(parent.model, data.pairs, ctx, config)
     membership = assign(parent.model, parent_embeddings, config, parent.version)
     where = matrix.positions(data.interactions.user_ids, user_ids)  # parent's users in the candidate's rows
     ids, centroids, sizes = [], [], []
@@ -379,11 +387,11 @@ def _score(ctx: Context, data: ProfileData, served: Served[ProfileModel], config
 
     model, version = served.model, served.version
     onehot, names = matrix.category_matrix(model.item_ids, data.items)
-    user_ids, embeddings, affinity = _embed(model, data, ctx.as_of, ctx, config, onehot)
+    user_ids, embeddings, affinity = _embed(model, data.pairs, ctx, config, onehot)
     assert affinity is not None
     seg = _non_empty(assign(model, embeddings, config, version))
     yesterday = ctx.as_of - dt.timedelta(days=1)
-    before_users, before_embeddings, _ = _embed(model, data, yesterday, ctx, config)
+    before_users, before_embeddings, _ = _embed(model, data.before(), ctx, config)
     previous = None
     if len(before_users):
         before = assign(model, before_embeddings, config, version)
@@ -411,7 +419,7 @@ def _write_segments(
                                      config.top_categories)  # fmt: skip
     drift = outputs.drift(seg, scored.embeddings, scored.previous, config, ctx.seed)
     descriptions = outputs.segment_descriptions(
-        ctx.engine, ctx.as_of, config, data.events, data.items, user_ids, seg.assignment
+        ctx.engine, ctx.as_of, config, data.pairs, data.items, user_ids, seg.assignment
     )
     table = outputs.segment_frame(seg, labels, tops, drift, scored.key[1], descriptions)
     segment_rows = replace_partition(conn, "segments", ctx.as_of, table)
