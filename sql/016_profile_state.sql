@@ -3,8 +3,10 @@
 -- than every event of the window. `q` is an exact integer sum of fixed-point terms (each event's type weight
 -- times 2^((event_ts - anchor) / half-life), scaled by 2^scale_bits), so adding a day, removing the day that
 -- leaves the window, or applying a late change gives the same integers as summing the window afresh.
+-- The state and its change log are a cache of `events`: UNLOGGED (no WAL for a rebuild's millions of rows);
+-- after a crash empties them, the meta row's server start time no longer matches and the next run rebuilds.
 
-CREATE TABLE profile_state (
+CREATE UNLOGGED TABLE profile_state (
     user_id bigint NOT NULL,
     item_id bigint NOT NULL,
     q       bigint NOT NULL,            -- sum of the pair's fixed-point terms (decoded with the meta row's anchor)
@@ -22,13 +24,14 @@ CREATE TABLE profile_state_meta (
     window_days integer,
     anchor      date,
     spec        text,                  -- weights, half-life, scale: a state built under another spec is rebuilt
+    server_started timestamptz,        -- pg_postmaster_start_time() when maintained: a restart may have emptied it
     updated_at  timestamptz
 );
 INSERT INTO profile_state_meta (id) VALUES (1);
 
 -- Changes to events of days the state already holds (late arrivals, a reloaded batch, an erasure), signed:
 -- +1 a row that appeared, -1 a row that went. The next maintenance applies and deletes them.
-CREATE TABLE profile_state_changes (
+CREATE UNLOGGED TABLE profile_state_changes (
     user_id    bigint,
     item_id    bigint,
     event_type text,

@@ -140,3 +140,24 @@ def test_a_binary_read_refuses_nulls(engine: Engine) -> None:
         got = copy_arrays(cursor, "SELECT g::bigint AS x FROM generate_series(1, 100000) AS g", [("x", "int8")])
     assert got["x"].dtype == np.int64 and got["x"].sum() == 100000 * 100001 // 2
     assert pd.Series(got["x"]).is_monotonic_increasing
+
+
+def test_without_the_change_trigger_every_read_sums_the_window(store: Engine) -> None:
+    # A team whose events is a view has no trigger: no state is kept, and reads stay exact.
+    with store.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER events_profile_state_delete ON events"))
+    day = FIRST + dt.timedelta(days=20)
+    assert "not kept" in state.refresh(store, day, SPEC)
+    assert _meta(store)[0] is None
+    _assert_exact(store, state.pairs_as_of(store, day, SPEC))
+
+
+def test_a_state_maintained_before_a_server_restart_is_rebuilt(store: Engine) -> None:
+    day = FIRST + dt.timedelta(days=20)
+    state.refresh(store, day, SPEC)
+    with store.begin() as conn:  # as after a crash, which empties the unlogged state
+        conn.execute(sa.text("UPDATE profile_state_meta SET server_started = server_started - interval '1 hour'"))
+        conn.execute(sa.text("TRUNCATE profile_state"))
+    _assert_exact(store, state.pairs_as_of(store, day, SPEC))  # summed: the stored state is not trusted
+    assert state.refresh(store, day, SPEC).split()[2] == "rebuilt"
+    _assert_exact(store, state.pairs_as_of(store, day, SPEC))

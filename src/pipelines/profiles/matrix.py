@@ -71,9 +71,11 @@ def event_weights(events: pd.DataFrame, as_of: dt.date, config: ProfileConfig) -
     keep = ((ts >= start) & (ts < end)).to_numpy() & (type_weight > 0)
     age_days = (end - ts[keep]).dt.total_seconds().to_numpy(dtype=np.float64) / _SECONDS_PER_DAY
     weight = type_weight[keep] * np.exp2(-age_days / config.recency_half_life_days)
-    pairs = np.stack([events["user_id"].to_numpy(np.int64)[keep], events["item_id"].to_numpy(np.int64)[keep]], 1)
-    keys, where = np.unique(pairs.reshape(-1, 2), axis=0, return_inverse=True)
-    where = where.reshape(-1)
+    users, items = events["user_id"].to_numpy(np.int64)[keep], events["item_id"].to_numpy(np.int64)[keep]
+    user_ids, user_row = np.unique(users, return_inverse=True)
+    item_ids, item_col = np.unique(items, return_inverse=True)
+    codes, where = np.unique(user_row * max(len(item_ids), 1) + item_col, return_inverse=True)
+    keys = np.stack([user_ids[codes // max(len(item_ids), 1)], item_ids[codes % max(len(item_ids), 1)]], axis=1)
     last = np.full(len(keys), np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(last, where, ts[keep].dt.tz_convert(None).to_numpy("datetime64[us]").view(np.int64))
     return PairState(

@@ -43,6 +43,7 @@ _EPOCH = dt.date(1970, 1, 1)
 _ERA_HALF_LIVES = 8  # an era spans this many half-lives: the newest term is at most 2^8 x the anchor's
 _COUNT_BITS = 20  # events of one pair in a window that a bigint sum must hold
 _SECONDS_PER_DAY = 86_400.0
+_UNTRACKED = "untracked"
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ def refresh(engine: Engine, day: dt.date, spec: Spec) -> str:
             cursor.close()
     if stored.key == spec.key and stored.as_of is not None and day <= stored.as_of and not stored.pending_changes:
         return f"profile state current as of {stored.as_of}"
+    if stored.key == _UNTRACKED:
+        log.warning("events has no change trigger (sql/016; a view?): each profile read sums the window")
+        return "profile state not kept: events has no change trigger"
     with engine.begin() as conn:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
@@ -162,11 +166,13 @@ def refresh(engine: Engine, day: dt.date, spec: Spec) -> str:
             else:
                 target = day
                 action = "moved" if stored.serves(spec, day) else "rebuilt"
-            if action == "rebuilt":
+            if action == "rebuilt":  # the key is built after the rows: a third of the time of inserting into it
                 cursor.execute("TRUNCATE profile_state")
+                cursor.execute("ALTER TABLE profile_state DROP CONSTRAINT profile_state_pkey")
                 cursor.execute(
                     "INSERT INTO profile_state (user_id, item_id, q, n, last_ts) " + _window_sql(spec, target, True)
                 )
+                cursor.execute("ALTER TABLE profile_state ADD PRIMARY KEY (user_id, item_id)")
                 cursor.execute("ANALYZE profile_state")
             elif action != "current":
                 assert stored.as_of is not None and stored.anchor is not None
@@ -174,7 +180,7 @@ def refresh(engine: Engine, day: dt.date, spec: Spec) -> str:
             cursor.execute("DELETE FROM profile_state_changes")
             cursor.execute(
                 "UPDATE profile_state_meta SET as_of = %s, window_days = %s, anchor = %s, spec = %s, "
-                "updated_at = now() WHERE id = 1",
+                "server_started = pg_postmaster_start_time(), updated_at = now() WHERE id = 1",
                 (target, spec.window_days, spec.anchor(target), spec.key),
             )
             cursor.execute("SELECT count(*) FROM profile_state")
@@ -223,11 +229,19 @@ def pairs_as_of(engine: Engine, day: dt.date, spec: Spec, *, activity: bool = Tr
 
 
 def _stored(cursor: object, lock: str) -> _Stored:
+    """The stored state's date and spec; none where `events` has no change trigger (a team's view over its
+    own tables): a state could not see late changes there, so every read sums the window."""
     cursor.execute(  # type: ignore[attr-defined]
-        f"SELECT as_of, anchor, spec, EXISTS (SELECT 1 FROM profile_state_changes) FROM profile_state_meta "
-        f"WHERE id = 1 {lock} OF profile_state_meta"
+        f"SELECT as_of, anchor, spec, EXISTS (SELECT 1 FROM profile_state_changes), "
+        f"EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_profile_state_delete' "
+        f"AND tgrelid = to_regclass('events')), server_started IS NOT DISTINCT FROM pg_postmaster_start_time() "
+        f"FROM profile_state_meta WHERE id = 1 {lock} OF profile_state_meta"
     )
-    as_of, anchor, key, pending = cursor.fetchone()  # type: ignore[attr-defined]
+    as_of, anchor, key, pending, tracked, same_server = cursor.fetchone()  # type: ignore[attr-defined]
+    if not tracked:
+        return _Stored(None, None, _UNTRACKED, False)
+    if not same_server:  # the unlogged state may have been emptied by a crash since
+        return _Stored(None, None, None, False)
     return _Stored(as_of, anchor, key, bool(pending))
 
 
