@@ -174,7 +174,7 @@ def report(args: argparse.Namespace, results: list[dict], events: dict[str, int]
         f"--days {args.days} --events {args.events} --write-docs`",
         "",
         "| read | as of (events up to it) | rows read | seconds | rows/s | RSS before the read | peak RSS | "
-        "a training epoch at this scale | (user, item) pairs of the window |",
+        "a training epoch at this scale | pairs of the profile window; recs: rows of a last-50 state |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
