@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
-from pipelines.progress import Progress, format_duration, format_rate
+from pipelines.progress import Progress, format_duration, format_rate, heartbeat
 
 LOGGER = "tests.progress"
 
@@ -85,3 +86,15 @@ def test_durations_read_naturally(seconds: float, text: str) -> None:
 @pytest.mark.parametrize(("rate", "text"), [(1234.4, "1234"), (56.74, "56.7"), (2.0, "2.00"), (0.1234, "0.123")])
 def test_rates_have_three_significant_digits_without_exponents(rate: float, text: str) -> None:
     assert format_rate(rate) == text
+
+
+def test_heartbeat_logs_while_a_long_step_runs_and_nothing_for_a_quick_one(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("heartbeat-test")
+    with caplog.at_level(logging.INFO, logger="heartbeat-test"):
+        with heartbeat("summing", logger, interval=0.05):
+            time.sleep(0.3)
+        beats = len(caplog.records)
+        with heartbeat("quick", logger, interval=0.5):
+            pass
+    assert beats >= 3 and all(r.getMessage().startswith("summing: ") for r in caplog.records)
+    assert len(caplog.records) == beats

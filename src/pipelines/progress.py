@@ -6,9 +6,11 @@ minutes gets a line every 20 s whatever its step time, and a fast run does not f
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # Under the 30 s a person should wait for a sign of life, even when one step takes up to 10 s.
 DEFAULT_INTERVAL_S = 20.0
@@ -90,3 +92,24 @@ class Progress:
             f"{self.what}: {self.done}/{self.total} {self.unit}{share}, {format_rate(rate)} {self.unit}/s, "
             f"{format_duration(elapsed)} elapsed, {eta}{extra}"
         )
+
+
+@contextlib.contextmanager
+def heartbeat(what: str, logger: logging.Logger | None = None, interval: float = DEFAULT_INTERVAL_S) -> Iterator[None]:
+    """Log '<what>: N s so far' every `interval` seconds while one long step runs that reports nothing
+    itself (a single SQL statement), so its task log shows a sign of life; a quick step logs nothing."""
+    logger = logger or logging.getLogger(__name__)
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            logger.info("%s: %s so far", what, format_duration(time.monotonic() - started))
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipelines.progress import heartbeat
 from pipelines.warehouse.copy_read import copy_arrays
 from pipelines.warehouse.reads import day_bounds
 
@@ -166,28 +167,31 @@ def refresh(engine: Engine, day: dt.date, spec: Spec) -> str:
             else:
                 target = day
                 action = "moved" if stored.serves(spec, day) else "rebuilt"
+            pairs = 0
             if action == "rebuilt":  # the key is built after the rows: a third of the time of inserting into it
                 cursor.execute("TRUNCATE profile_state")
                 cursor.execute("ALTER TABLE profile_state DROP CONSTRAINT profile_state_pkey")
-                cursor.execute(
-                    "INSERT INTO profile_state (user_id, item_id, q, n, last_ts) " + _window_sql(spec, target, True)
-                )
-                cursor.execute("ALTER TABLE profile_state ADD PRIMARY KEY (user_id, item_id)")
-                cursor.execute("ANALYZE profile_state")
+                with heartbeat(f"summing the profile window of {target} into the state", log):
+                    cursor.execute(
+                        "INSERT INTO profile_state (user_id, item_id, q, n, last_ts) " + _window_sql(spec, target, True)
+                    )
+                    pairs = cursor.rowcount
+                    cursor.execute("ALTER TABLE profile_state ADD PRIMARY KEY (user_id, item_id)")
+                    cursor.execute("ANALYZE profile_state")
             elif action != "current":
                 assert stored.as_of is not None and stored.anchor is not None
-                _merge(cursor, spec, stored.as_of, target, stored.anchor)
+                with heartbeat(f"moving the profile state from {stored.as_of} to {target}", log):
+                    pairs = _merge(cursor, spec, stored.as_of, target, stored.anchor)
             cursor.execute("DELETE FROM profile_state_changes")
             cursor.execute(
                 "UPDATE profile_state_meta SET as_of = %s, window_days = %s, anchor = %s, spec = %s, "
                 "server_started = pg_postmaster_start_time(), updated_at = now() WHERE id = 1",
                 (target, spec.window_days, spec.anchor(target), spec.key),
             )
-            cursor.execute("SELECT count(*) FROM profile_state")
-            (pairs,) = cursor.fetchone()
         finally:
             cursor.close()
-    summary = f"profile state {action} as of {target}: {pairs:,} pairs in {time.perf_counter() - started:.1f} s"
+    written = "pairs" if action == "rebuilt" else "pairs changed"
+    summary = f"profile state {action} as of {target}: {pairs:,} {written} in {time.perf_counter() - started:.1f} s"
     log.info("%s", summary)
     return summary
 
@@ -213,7 +217,8 @@ def pairs_as_of(engine: Engine, day: dt.date, spec: Spec, *, activity: bool = Tr
             else:
                 anchor = spec.anchor(day)
                 query, how = _window_sql(spec, day, activity), f"summed over the window from {spec.first_day(day)}"
-            arrays = copy_arrays(cursor, query, columns)
+            with heartbeat(f"reading the profile pairs as of {day} ({how})", log):
+                arrays = copy_arrays(cursor, query, columns)
         finally:
             cursor.close()
     state = PairState(
@@ -290,8 +295,8 @@ def _moved_sql(spec: Spec, stored: dt.date, target: dt.date, anchor: dt.date, ac
     )
 
 
-def _merge(cursor: object, spec: Spec, stored: dt.date, target: dt.date, anchor: dt.date) -> None:
-    """Move the stored state to `target` in place: only the pairs that changed are written."""
+def _merge(cursor: object, spec: Spec, stored: dt.date, target: dt.date, anchor: dt.date) -> int:
+    """Move the stored state to `target` in place: only the pairs that changed are written (their number)."""
     execute = cursor.execute  # type: ignore[attr-defined]
     execute(f"CREATE TEMP TABLE profile_state_delta ON COMMIT DROP AS {_delta_sql(spec, stored, target, anchor)}")
     execute(
@@ -302,10 +307,12 @@ def _merge(cursor: object, spec: Spec, stored: dt.date, target: dt.date, anchor:
            WHEN NOT MATCHED AND d.n > 0 THEN
                INSERT (user_id, item_id, q, n, last_ts) VALUES (d.user_id, d.item_id, d.q, d.n, d.last_ts)"""
     )
+    changed = int(cursor.rowcount)  # type: ignore[attr-defined]
     execute(
         f"UPDATE profile_state AS s SET last_ts = {_latest_sql(spec, target, 's.user_id', 's.item_id')} "
         "FROM profile_state_delta AS d WHERE d.stale AND s.user_id = d.user_id AND s.item_id = d.item_id"
     )
+    return changed
 
 
 def _latest_sql(spec: Spec, day: dt.date, user: str, item: str) -> str:
