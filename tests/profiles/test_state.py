@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines.errors import DataError
 from pipelines.profiles import ProfileConfig, matrix, state
 from pipelines.warehouse.copy_read import copy_arrays
 from pipelines.warehouse.reads import events_as_of
@@ -48,6 +49,12 @@ def _assert_exact(engine: Engine, got: state.PairState) -> None:
     if got.events is not None:
         np.testing.assert_array_equal(got.events[order], want["n"])
         np.testing.assert_array_equal(got.last_ts[order], want["last_ts"])
+
+
+class _NoHeadroom(state.Spec):
+    @property
+    def scale_bits(self) -> int:
+        return 62
 
 
 def _meta(engine: Engine) -> tuple:
@@ -161,3 +168,14 @@ def test_a_state_maintained_before_a_server_restart_is_rebuilt(store: Engine) ->
     _assert_exact(store, state.pairs_as_of(store, day, SPEC))  # summed: the stored state is not trusted
     assert state.refresh(store, day, SPEC).split()[2] == "rebuilt"
     _assert_exact(store, state.pairs_as_of(store, day, SPEC))
+
+
+def test_an_overflowing_pair_names_the_problem_and_keeps_the_stored_state(store: Engine) -> None:
+    day = FIRST + dt.timedelta(days=20)
+    state.refresh(store, day, SPEC)
+    before = state.pairs_as_of(store, day, SPEC)
+    # A scale that leaves no headroom stands for more events in one pair than a bigint sum can hold.
+    with pytest.raises(DataError, match="overflow the profile state"):
+        state.refresh(store, day + dt.timedelta(days=1), _NoHeadroom(SPEC.weights, 2.0, 10))
+    assert _meta(store) == (day, SPEC.anchor(day))
+    assert len(state.pairs_as_of(store, day, SPEC)) == len(before)

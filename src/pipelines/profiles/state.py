@@ -18,6 +18,7 @@ move from it in the query when that reads fewer days than the window, else sum t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -29,11 +30,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipelines.errors import DataError
 from pipelines.progress import heartbeat
 from pipelines.warehouse.copy_read import copy_arrays
 from pipelines.warehouse.reads import day_bounds
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sqlalchemy.engine import Engine
 
     from pipelines.profiles.config import ProfileConfig
@@ -140,6 +144,21 @@ class _Stored:
         return 4 * abs((day - self.as_of).days) <= spec.window_days
 
 
+@contextlib.contextmanager
+def _overflow_named() -> Iterator[None]:
+    """A pair whose sum leaves a bigint (over 2^20 weighted events in one window) fails with what it means;
+    the transaction rolls back, so the stored state stays as it was."""
+    import psycopg2.errors
+
+    try:
+        yield
+    except psycopg2.errors.NumericValueOutOfRange as error:
+        raise DataError(
+            f"a (user, item) pair's weighted events overflow the profile state's integer sum ({error.pgerror}); "
+            f"over 2^{_COUNT_BITS} events of one pair in the window: check the events for a replayed feed"
+        ) from error
+
+
 def refresh(engine: Engine, day: dt.date, spec: Spec) -> str:
     """Bring the stored state to `day` when `day` is not before it (and apply logged changes either way).
 
@@ -158,7 +177,7 @@ def refresh(engine: Engine, day: dt.date, spec: Spec) -> str:
     if stored.key == _UNTRACKED:
         log.warning("events has no change trigger (sql/016; a view?): each profile read sums the window")
         return "profile state not kept: events has no change trigger"
-    with engine.begin() as conn:
+    with _overflow_named(), engine.begin() as conn:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             stored = _stored(cursor, "FOR UPDATE")
@@ -217,7 +236,7 @@ def pairs_as_of(engine: Engine, day: dt.date, spec: Spec, *, activity: bool = Tr
             else:
                 anchor = spec.anchor(day)
                 query, how = _window_sql(spec, day, activity), f"summed over the window from {spec.first_day(day)}"
-            with heartbeat(f"reading the profile pairs as of {day} ({how})", log):
+            with _overflow_named(), heartbeat(f"reading the profile pairs as of {day} ({how})", log):
                 arrays = copy_arrays(cursor, query, columns)
         finally:
             cursor.close()
