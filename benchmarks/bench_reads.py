@@ -157,14 +157,12 @@ def _events_up_to(url: str, as_of: dt.date) -> int:
 
 def report(args: argparse.Namespace, results: list[dict], events: dict[str, int], load_s: float, load: float) -> str:
     rows = [
-        "What: the time and the peak RSS of each model task's as-of read, each in a fresh interpreter so the RSS is "
-        "the read's own (the interpreter with its imports before the read is given apart), for the last business "
-        "date and the middle one of one store. profiles-events is the baseline: the profile window's events read "
-        "as rows and weighted in memory, the read before the state. profiles-built is `ProfileRecipe.read` of the "
-        "day before with no state (it builds the state from the window) plus the pairs of the day before that "
-        "(drift); profiles-daily is the same for the date, the state moved one day: what a daily run reads. recs "
-        "is `RecsRecipe.read`, creatives the creatives' `read` plus `load_item_images`. Against a training epoch "
-        "at the same scale from the sections above.",
+        "What: each model task's as-of read in a fresh interpreter (seconds, peak RSS; the interpreter with its "
+        "imports is given apart), for the last business date and the middle one. profiles-events, the baseline: "
+        "the profile window's events as rows, weighted in memory (the read before the state, ADR 0017). "
+        "profiles-built: `ProfileRecipe.read` of the day before with no state, plus the day before's pairs "
+        "(drift); profiles-daily: the same for the date, the state moved one day. recs: `RecsRecipe.read`; "
+        "creatives: its `read` plus `load_item_images`. Epoch: from the sections above, extrapolated.",
         "",
         f"Run {dt.date.today()} on {hardware()}; embedded PostgreSQL 18 (shared_buffers 256MB), fresh database. "
         f"Store: {args.users:,} users, {args.items:,} items, {args.days} days up to {args.end_date}, "
